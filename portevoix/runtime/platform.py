@@ -1,0 +1,164 @@
+"""The whole platform as child processes: embedded servers (if needed) and the four services.
+
+`portevoix up` (what `make run` calls) and the end-to-end tests both use `Platform`. A service
+that dies is restarted with a back-off; Ctrl-C (SIGINT) or SIGTERM stops every child cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from portevoix.runtime.embedded import EmbeddedNats, EmbeddedValkey, free_port
+
+SERVICES = ("ingest", "moderation", "scoring", "api")
+
+
+@dataclass
+class Child:
+    name: str
+    module: str
+    env: dict[str, str]
+    log_path: Path | None
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+
+    def start(self) -> None:
+        out = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - child owns it
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", self.module],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+        )
+        self.started_at = time.monotonic()
+        if out:
+            out.close()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if not self.alive():
+            return
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@dataclass
+class Platform:
+    run_dir: Path
+    nats_url: str | None = None
+    redis_url: str | None = None
+    admin_token: str | None = None
+    api_port: int | None = None
+    log_dir: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    children: dict[str, Child] = field(default_factory=dict)
+    servers: list[EmbeddedNats | EmbeddedValkey] = field(default_factory=list)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
+
+    def start_servers(self) -> None:
+        if not self.nats_url:
+            nats = EmbeddedNats(self.run_dir / "nats").start()
+            self.servers.append(nats)
+            self.nats_url = nats.url
+        if not self.redis_url:
+            valkey = EmbeddedValkey(self.run_dir / "valkey").start()
+            self.servers.append(valkey)
+            self.redis_url = valkey.url
+
+    def start(self, wait_ready_s: float = 60.0) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.start_servers()
+        self.admin_token = self.admin_token or secrets.token_urlsafe(24)
+        self.api_port = self.api_port or free_port()
+        base = {
+            **os.environ,
+            **self.extra_env,
+            "NATS_URL": str(self.nats_url),
+            "REDIS_URL": str(self.redis_url),
+            "PORTEVOIX_ADMIN_TOKEN": self.admin_token,
+            "PYTHONUNBUFFERED": "1",
+        }
+        for name in SERVICES:
+            env = dict(base)
+            if name == "api":
+                env["PORTEVOIX_PORT"] = str(self.api_port)
+                self.metrics_ports[name] = self.api_port
+            else:
+                self.metrics_ports[name] = free_port()
+                env["PORTEVOIX_METRICS_PORT"] = str(self.metrics_ports[name])
+            log = (self.log_dir / f"{name}.log") if self.log_dir else None
+            if self.log_dir:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.children[name] = Child(name, f"portevoix_{name}", env, log)
+            self.children[name].start()
+        self.wait_ready(wait_ready_s)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def metrics_url(self, name: str) -> str:
+        if name == "api":
+            return f"{self.api_url}/metrics"
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Ready = the API answers /v1/ready and every worker serves /metrics."""
+        deadline = time.monotonic() + timeout_s
+        pending = set(SERVICES)
+        while pending and time.monotonic() < deadline:
+            for name in list(pending):
+                child = self.children[name]
+                if not child.alive():
+                    raise RuntimeError(f"service {name} exited during start-up (see its log)")
+                url = f"{self.api_url}/v1/ready" if name == "api" else self.metrics_url(name)
+                with contextlib.suppress(Exception), urllib.request.urlopen(url, timeout=1) as r:
+                    if r.status == 200 and (name == "api" or b"pv_service_info" in r.read()):
+                        pending.discard(name)
+            time.sleep(0.1)
+        if pending:
+            raise TimeoutError(f"services not ready after {timeout_s}s: {sorted(pending)}")
+
+    def supervise_once(self) -> list[str]:
+        """Restart dead services (back-off: not more than once every 2 s each)."""
+        restarted = []
+        for child in self.children.values():
+            if not child.alive() and time.monotonic() - child.started_at > 2:
+                child.restarts += 1
+                child.start()
+                restarted.append(child.name)
+        return restarted
+
+    def restart(self, name: str) -> None:
+        self.children[name].start()
+
+    def stop(self) -> None:
+        # API first (stops accepting), then workers (they drain), then the servers.
+        for name in reversed(SERVICES):
+            if name in self.children:
+                self.children[name].stop()
+        for server in reversed(self.servers):
+            server.stop()

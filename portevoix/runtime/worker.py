@@ -1,0 +1,196 @@
+"""What every bus-driven service shares: broker, streams, publisher, Redis, metrics, lag polling.
+
+A service builds a `BusWorker`, registers its consumers with `consume(...)`, its documented
+publications with `document_publisher(...)`, and its start-up with `on_ready(...)`; `app` is the
+FastStream application (also what `faststream docs gen` reads for the AsyncAPI document).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from faststream import AckPolicy, Context, FastStream
+from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.message import NatsBatchMessage
+from faststream.specification import AsyncAPI
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy as JsAckPolicy
+from nats.js.api import ConsumerConfig
+from pydantic import BaseModel
+from redis.asyncio import Redis
+
+from portevoix import __version__
+from portevoix.runtime.compat import patch_faststream_pull_timeout
+from portevoix.runtime.delivery import BatchProcessor, Handler
+from portevoix.runtime.logs import configure_logging
+from portevoix.runtime.metrics import (
+    CONSUMER_ACK_PENDING,
+    CONSUMER_PENDING,
+    CONSUMER_REDELIVERED,
+    SERVICE_UP,
+    start_metrics_server,
+)
+from portevoix.runtime.publisher import EventPublisher
+from portevoix.runtime.redis import connect_redis
+from portevoix.runtime.settings import CommonSettings
+from portevoix.runtime.streams import StreamSpec, ensure_streams
+
+BatchMessage = Annotated[NatsBatchMessage, Context("message")]
+patch_faststream_pull_timeout()
+
+
+class BusWorker:
+    def __init__(self, service: str, settings: CommonSettings, *, description: str) -> None:
+        self.service = service
+        self.settings = settings
+        self.log = configure_logging(service, settings.log_level)
+        self.broker = NatsBroker(
+            servers=[s.strip() for s in settings.nats_url.split(",")],
+            name=f"porte-voix-{service}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            logger=logging.getLogger(f"faststream.{service}"),
+        )
+        self.app = FastStream(
+            self.broker,
+            specification=AsyncAPI(
+                title=f"Porte-Voix {service}",
+                version=__version__,
+                description=description,
+            ),
+            on_startup=[self._startup],
+            after_startup=[self._after_startup],
+            on_shutdown=[self._shutdown],
+        )
+        self._consumers: list[tuple[StreamSpec, str]] = []
+        self._processors: dict[str, BatchProcessor] = {}
+        self._handlers: dict[str, Handler] = {}
+        self._ready_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.js: JetStreamContext | None = None
+        self.publisher: EventPublisher | None = None
+        self.redis: Redis | None = None
+        self.metrics_port: int | None = None
+
+    # -- wiring ----------------------------------------------------------------------------
+    def consume(
+        self,
+        *,
+        stream: StreamSpec,
+        durable: str,
+        subjects: list[str],
+        handler: Handler,
+        description: str,
+    ) -> None:
+        """A durable pull consumer, batch-fetching, explicit ack, bounded redelivery."""
+        s = self.settings
+        config = ConsumerConfig(
+            ack_policy=JsAckPolicy.EXPLICIT,
+            ack_wait=s.ack_wait_s,
+            max_deliver=s.max_deliver,
+            max_ack_pending=max(20_000, s.batch_size * 4),
+            filter_subjects=subjects if len(subjects) > 1 else [],
+        )
+        subscriber = self.broker.subscriber(
+            subjects[0] if len(subjects) == 1 else "",
+            stream=JStream(stream.name, declare=False),
+            durable=durable,
+            config=config,
+            pull_sub=PullSub(batch_size=s.batch_size, timeout=s.batch_timeout_s, batch=True),
+            ack_policy=AckPolicy.MANUAL,
+            title=f"{self.service}:{durable}",
+            description=description,
+        )
+        self._consumers.append((stream, durable))
+
+        async def on_batch(msg: BatchMessage) -> None:
+            processor = self._processors.get(durable)
+            if processor is None:  # before start-up finished: let JetStream redeliver
+                for raw in msg.raw_message:
+                    await raw.nak(delay=1.0)
+                return
+            await processor(msg.raw_message)
+
+        subscriber(on_batch)
+        self._handlers[durable] = handler
+
+    def document_publisher(self, subject: str, model: type[BaseModel], description: str) -> None:
+        """Declare a publication for the AsyncAPI document (publishing itself is batched)."""
+        self.broker.publisher(
+            subject,
+            stream=JStream("PV_EVENTS", declare=False),
+            schema=model,
+            title=f"{subject}:publish",
+            description=description,
+        )
+
+    def on_ready(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run after connections exist and before consumption starts."""
+        self._ready_hooks.append(hook)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def _startup(self) -> None:
+        self.metrics_port = start_metrics_server(
+            self.settings.metrics_host, self.settings.metrics_port
+        )
+        SERVICE_UP.labels(self.service).set(1)
+        await self.broker.connect()
+        js = self.broker.config.connection_state.stream
+        assert js is not None
+        self.js = js
+        await ensure_streams(js)
+        self.publisher = EventPublisher(js, timeout_s=self.settings.publish_timeout_s)
+        self.redis = connect_redis(self.settings.redis_url)
+        for hook in self._ready_hooks:
+            await hook()
+        for durable, handler in self._handlers.items():
+            self._processors[durable] = BatchProcessor(
+                service=self.service,
+                consumer=durable,
+                handler=handler,
+                publisher=self.publisher,
+                max_deliver=self.settings.max_deliver,
+                retry_base_delay_s=self.settings.retry_base_delay_s,
+            )
+        self.log.info(
+            "service starting",
+            extra={"pv": {"metrics_port": self.metrics_port, "version": __version__}},
+        )
+
+    async def _after_startup(self) -> None:
+        self._tasks.append(asyncio.create_task(self._poll_consumers()))
+        self.log.info("service ready", extra={"pv": {"metrics_port": self.metrics_port}})
+
+    async def _shutdown(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def _poll_consumers(self, every_s: float = 5.0) -> None:
+        while True:
+            assert self.js is not None
+            for stream, durable in self._consumers:
+                with contextlib.suppress(Exception):
+                    info = await self.js.consumer_info(stream.name, durable)
+                    CONSUMER_PENDING.labels(stream.name, durable).set(info.num_pending or 0)
+                    CONSUMER_ACK_PENDING.labels(stream.name, durable).set(
+                        info.num_ack_pending or 0
+                    )
+                    CONSUMER_REDELIVERED.labels(stream.name, durable).set(
+                        info.num_redelivered or 0
+                    )
+            await asyncio.sleep(every_s)
+
+    def run(self) -> None:
+        asyncio.run(self.app.run())
+
+
+def require(value: Any, what: str) -> Any:
+    if value is None:
+        raise RuntimeError(f"{what} used before start-up")
+    return value

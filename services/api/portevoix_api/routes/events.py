@@ -1,0 +1,152 @@
+"""`POST /v1/events`: the HTTP door of ingest contract v1 (JSON object, JSON array or NDJSON)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+from portevoix.contracts.ingest import describe_validation_error, parse_ingest_event
+from portevoix.runtime.publisher import EventPublisher, Outgoing
+from portevoix.runtime.streams import RAW_SUBJECT
+from portevoix_api.auth import Admin
+from portevoix_api.problems import Problem
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/ndjson")
+
+
+class ItemError(BaseModel):
+    field: str
+    rule: str
+    message: str
+    value: Any = None
+
+
+class ItemResult(BaseModel):
+    index: int
+    event_id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    errors: list[ItemError] = []
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[ItemResult]
+
+
+EXAMPLE = [
+    {
+        "type": "ambassador", "ambassador_id": "a-1", "display_name": "Alice Martin",
+        "team": "Ventes", "handles": {"linkedin": "alice-martin"}, "consent": True,
+    },
+    {
+        "type": "post", "event_id": "evt-1", "network": "linkedin", "post_id": "p-1",
+        "author": "alice-martin", "text": "Fière de notre nouvelle usine ! #collaboratrice",
+        "kind": "original", "occurred_at": "2026-11-21T09:30:00Z",
+    },
+    {
+        "type": "comment", "event_id": "evt-2", "network": "linkedin", "post_id": "p-1",
+        "actor": "bob", "occurred_at": "2026-11-21T09:45:00Z", "text": "Bravo !",
+    },
+]  # fmt: skip
+
+
+def _split(body: bytes, content_type: str) -> list[Any]:
+    if content_type.split(";")[0].strip() in NDJSON_TYPES:
+        items = []
+        for n, line in enumerate(body.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                items.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise Problem(
+                    422, "Invalid request", f"line {n} is not valid JSON: {exc}",
+                    kind="invalid-json", line=n,
+                ) from exc  # fmt: skip
+        return items
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(
+            422, "Invalid request", f"body is not valid JSON: {exc}", kind="invalid-json"
+        ) from exc
+    return data if isinstance(data, list) else [data]
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    response_model=IngestResult,
+    summary="Ingest activity (contract v1)",
+    description="One event object, a JSON array of events, or NDJSON (`application/x-ndjson`). "
+    "Each event is validated, then published with its `event_id` as `Nats-Msg-Id`: a resent "
+    "event is reported as `duplicate`. Results are per item; if every item is invalid the "
+    "answer is a 422 problem naming the bad fields.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}},
+                                     "example": EXAMPLE},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)  # fmt: skip
+async def ingest_events(request: Request, _role: Admin) -> Any:
+    settings = request.app.state.settings
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+        raise Problem(413, "Payload too large", f"body over {settings.max_body_bytes} bytes")
+    body = await request.body()
+    if len(body) > settings.max_body_bytes:
+        raise Problem(413, "Payload too large", f"body over {settings.max_body_bytes} bytes")
+    items = _split(body, request.headers.get("content-type", "application/json"))
+    if not items:
+        raise Problem(422, "Invalid request", "no event in the body", kind="empty-batch")
+    if len(items) > settings.max_batch_events:
+        raise Problem(
+            413, "Payload too large", f"{len(items)} events; at most {settings.max_batch_events}"
+        )
+    results: list[ItemResult] = []
+    outgoing: list[tuple[int, Outgoing]] = []
+    for i, raw in enumerate(items):
+        try:
+            event = parse_ingest_event(raw)
+        except ValidationError as exc:
+            errors = [ItemError(**r.model_dump()) for r in describe_validation_error(exc)]
+            eid = raw.get("event_id") if isinstance(raw, dict) else None
+            results.append(
+                ItemResult(index=i, event_id=eid if isinstance(eid, str) else None,
+                           status="rejected", errors=errors)
+            )  # fmt: skip
+            continue
+        key = event.idempotency_key()
+        results.append(ItemResult(index=i, event_id=key, status="accepted"))
+        outgoing.append((i, Outgoing(RAW_SUBJECT, key, orjson.dumps(raw))))
+    if not outgoing:
+        fields = sorted({e.field for r in results for e in r.errors})
+        raise Problem(
+            422, "Invalid request", f"no valid event; invalid field(s): {', '.join(fields)}",
+            kind="invalid-events", results=[r.model_dump(mode="json") for r in results],
+        )  # fmt: skip
+    publisher: EventPublisher = request.app.state.publisher
+    published = await publisher.publish_many([o for _, o in outgoing])
+    for (i, _), dup in zip(outgoing, published.duplicate_flags, strict=True):
+        if dup:
+            results[i].status = "duplicate"
+    summary = IngestResult(
+        accepted=sum(r.status == "accepted" for r in results),
+        duplicates=sum(r.status == "duplicate" for r in results),
+        rejected=sum(r.status == "rejected" for r in results),
+        results=results,
+    )
+    return JSONResponse(summary.model_dump(mode="json"), status_code=202)

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+from redis.asyncio import Redis
+
+from portevoix.runtime.redis import connect_redis
+from portevoix.runtime.streams import STREAMS
+from tests.infra import Server, start_nats, start_redis
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[Server]:
+    server = start_nats(tmp_path / "nats")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Server]:
+    server = start_redis(tmp_path / "valkey")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def nc(nats_server: Server) -> AsyncIterator[NatsClient]:
+    client = await nats.connect(nats_server.url)
+    if nats_server.kind == "external":  # disposable external server: start from nothing
+        js = client.jetstream()
+        for spec in STREAMS:
+            try:
+                await js.delete_stream(spec.name)
+            except Exception:  # noqa: BLE001 - absent is fine
+                pass
+    yield client
+    await client.drain()
+
+
+@pytest.fixture
+async def redis(redis_server: Server) -> AsyncIterator[Redis]:
+    client = connect_redis(redis_server.url)
+    if redis_server.kind == "external":
+        await client.flushdb()
+    yield client
+    await client.aclose()

