@@ -8,6 +8,7 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,10 +26,15 @@ SERVICE_MODULES = {
 
 @app.command()
 def up(
-    run_dir: Path = typer.Option(Path(".run"), help="Data of the embedded servers, and logs."),
-    api_port: int = typer.Option(
-        0, envvar="PORTEVOIX_API_PORT", help="API port (0: 8080 if free, else any free port)."
+    run_dir: Annotated[Path, typer.Option(help="Data of the embedded servers, and logs.")] = Path(
+        ".run"
     ),
+    api_port: Annotated[
+        int,
+        typer.Option(
+            envvar="PORTEVOIX_API_PORT", help="API port (0: 8080 if free, else any free port)."
+        ),
+    ] = 0,
 ) -> None:
     """Start NATS + Redis (embedded unless NATS_URL / REDIS_URL are set) and the four services."""
     from portevoix.runtime.embedded import free_port
@@ -63,7 +69,9 @@ def up(
     console.print(f"[bold green]Porte-Voix is up[/bold green] ({embedded} NATS + Redis)")
     console.print(f"  API            {platform.api_url}")
     console.print(f"  OpenAPI docs   {platform.api_url}/docs")
-    console.print(f"  AsyncAPI       {platform.api_url}/asyncapi/ingest.json (…/moderation, …/scoring)")
+    console.print(
+        f"  AsyncAPI       {platform.api_url}/asyncapi/ingest.json (…/moderation, …/scoring)"
+    )
     for name in SERVICE_MODULES:
         console.print(f"  metrics {name:<11}{platform.metrics_url(name)}")
     console.print(f"  NATS           {platform.nats_url}")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -33,10 +34,8 @@ async def nc(nats_server: Server) -> AsyncIterator[NatsClient]:
     if nats_server.kind == "external":  # disposable external server: start from nothing
         js = client.jetstream()
         for spec in STREAMS:
-            try:
+            with contextlib.suppress(Exception):  # absent is fine
                 await js.delete_stream(spec.name)
-            except Exception:  # noqa: BLE001 - absent is fine
-                pass
     yield client
     await client.drain()
 

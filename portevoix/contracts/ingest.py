@@ -24,7 +24,9 @@ from pydantic import (
 CONTRACT_VERSION = 1
 
 NETWORKS = ("linkedin", "x", "mastodon", "facebook", "instagram", "threads", "bluesky", "other")
-Network = Literal["linkedin", "x", "mastodon", "facebook", "instagram", "threads", "bluesky", "other"]
+Network = Literal[
+    "linkedin", "x", "mastodon", "facebook", "instagram", "threads", "bluesky", "other"
+]
 EngagementType = Literal["like", "share", "comment", "click"]
 ENGAGEMENT_TYPES: tuple[str, ...] = ("like", "share", "comment", "click")
 
@@ -75,7 +77,9 @@ class AmbassadorIn(_Strict):
             return self.event_id
         # Same registration content -> same key, so a resent directory entry is a duplicate.
         handles = ",".join(f"{k}={v}" for k, v in sorted(self.handles.items()))
-        content = f"{self.ambassador_id}|{self.team}|{int(self.consent)}|{handles}|{self.display_name}"
+        content = (
+            f"{self.ambassador_id}|{self.team}|{int(self.consent)}|{handles}|{self.display_name}"
+        )
         return f"amb:{hashlib.sha256(content.encode()).hexdigest()[:32]}"
 
 
@@ -146,7 +150,9 @@ def describe_validation_error(exc: ValidationError) -> list[Rejection]:
         elif isinstance(value, dict | list):
             value = None  # whole objects are echoed back nowhere: they can hold personal data
         out.append(
-            Rejection(field=".".join(loc) or "(root)", rule=err["type"], message=err["msg"], value=value)
+            Rejection(
+                field=".".join(loc) or "(root)", rule=err["type"], message=err["msg"], value=value
+            )
         )
     return out
 

@@ -9,7 +9,13 @@ from datetime import date
 
 PERIOD_KINDS = ("all", "day", "week", "month", "quarter")
 # Public names in URLs -> board kinds.
-PERIOD_NAMES = {"all-time": "all", "day": "day", "week": "week", "month": "month", "quarter": "quarter"}
+PERIOD_NAMES = {
+    "all-time": "all",
+    "day": "day",
+    "week": "week",
+    "month": "month",
+    "quarter": "quarter",
+}
 
 
 def periods_of(day: str) -> list[str]:

@@ -15,4 +15,5 @@ import builtins
 def patch_faststream_pull_timeout() -> None:
     from faststream.nats.subscriber.usecases import stream_pull_subscriber
 
-    stream_pull_subscriber.TimeoutError = builtins.TimeoutError  # type: ignore[misc,assignment]
+    # Rebinding the module global the loop's `except TimeoutError:` reads.
+    setattr(stream_pull_subscriber, "TimeoutError", builtins.TimeoutError)  # noqa: B010

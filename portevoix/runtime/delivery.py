@@ -103,7 +103,7 @@ class BatchProcessor:
         try:
             await self._handler(todo)
             return True
-        except Exception as exc:  # noqa: BLE001 - any failure is retried, then dead-lettered
+        except Exception as exc:
             log.warning(
                 "handler failed, will retry",
                 extra={
@@ -142,7 +142,7 @@ class BatchProcessor:
         if dead:
             try:
                 await self._publisher.publish_many([self._dead_letter(d) for d in dead])
-            except Exception as exc:  # noqa: BLE001 - DLQ unreachable: keep the messages, retry later
+            except Exception as exc:
                 log.error("dead-letter publish failed", extra={"pv": {"error": repr(exc)[:300]}})
                 for d in dead:
                     d.outcome, d.reason = "retry", d.reason or repr(exc)

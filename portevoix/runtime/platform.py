@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from portevoix.runtime.embedded import EmbeddedNats, EmbeddedValkey, free_port
+from portevoix.runtime.embedded import EmbeddedNats, EmbeddedServer, EmbeddedValkey, free_port
 
 SERVICES = ("ingest", "moderation", "scoring", "api")
 
@@ -34,7 +34,7 @@ class Child:
 
     def start(self) -> None:
         out = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - child owns it
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module],
             env=self.env,
             stdout=out,
@@ -75,7 +75,7 @@ class Platform:
     log_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     children: dict[str, Child] = field(default_factory=dict)
-    servers: list[EmbeddedNats | EmbeddedValkey] = field(default_factory=list)
+    servers: list[EmbeddedServer] = field(default_factory=list)
     metrics_ports: dict[str, int] = field(default_factory=dict)
 
     def start_servers(self) -> None:

@@ -7,3 +7,10 @@ from redis.asyncio import Redis
 
 def connect_redis(url: str) -> Redis:
     return Redis.from_url(url, decode_responses=False, health_check_interval=30)
+
+
+def text(value: object) -> str:
+    """A Redis reply as text (the client returns bytes; the stubs allow str too)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)

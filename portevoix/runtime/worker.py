@@ -52,7 +52,7 @@ class BusWorker:
             servers=[s.strip() for s in settings.nats_url.split(",")],
             name=f"porte-voix-{service}",
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=1,
             logger=logging.getLogger(f"faststream.{service}"),
         )
         self.app = FastStream(
@@ -178,12 +178,8 @@ class BusWorker:
                 with contextlib.suppress(Exception):
                     info = await self.js.consumer_info(stream.name, durable)
                     CONSUMER_PENDING.labels(stream.name, durable).set(info.num_pending or 0)
-                    CONSUMER_ACK_PENDING.labels(stream.name, durable).set(
-                        info.num_ack_pending or 0
-                    )
-                    CONSUMER_REDELIVERED.labels(stream.name, durable).set(
-                        info.num_redelivered or 0
-                    )
+                    CONSUMER_ACK_PENDING.labels(stream.name, durable).set(info.num_ack_pending or 0)
+                    CONSUMER_REDELIVERED.labels(stream.name, durable).set(info.num_redelivered or 0)
             await asyncio.sleep(every_s)
 
     def run(self) -> None:

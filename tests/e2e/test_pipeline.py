@@ -17,7 +17,9 @@ from tests.e2e.helpers import act, amb, board, eventually, post, settle
 
 pytestmark = pytest.mark.e2e
 
-CLEAN_FR = "Fière de présenter notre nouvelle usine de Lyon ! Venez découvrir nos métiers. #collaboratrice"
+CLEAN_FR = (
+    "Fière de présenter notre nouvelle usine de Lyon ! Venez découvrir nos métiers. #collaboratrice"
+)
 # Distinct texts: identical posts by many ambassadors are a burst the charter sends to review.
 CLEAN = [
     "Retour sur notre journée portes ouvertes à Nantes : merci aux 300 visiteurs ! #collaborateur",

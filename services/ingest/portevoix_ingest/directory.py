@@ -15,6 +15,7 @@ from portevoix.contracts.readmodels import (
     handle_key,
     parked_key,
 )
+from portevoix.runtime.redis import text
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class AmbassadorDirectory:
         key = ambassador_key(a.ambassador_id)
         old_raw = await self._r.hget(key, "handles")
         old: dict[str, str] = orjson.loads(old_raw) if old_raw else {}
+        new: dict[str, str] = {str(k): v for k, v in a.handles.items()}
         pipe = self._r.pipeline(transaction=True)
         pipe.hset(
             key,
@@ -45,23 +47,25 @@ class AmbassadorDirectory:
         )
         pipe.sadd(AMBASSADOR_INDEX, a.ambassador_id)
         for network, handle in old.items():
-            if a.handles.get(network) != handle:
+            if new.get(network) != handle:
                 pipe.delete(handle_key(network, handle))
-        for network, handle in a.handles.items():
+        for network, handle in new.items():
             pipe.set(handle_key(network, handle), a.ambassador_id)
         await pipe.execute()
         parked: list[tuple[str, str, bytes]] = []
-        for network, handle in a.handles.items():
+        for network, handle in new.items():
             for _event_id, raw in (await self._r.hgetall(parked_key(network, handle))).items():
-                parked.append((network, handle, raw))
+                parked.append((network, handle, raw if isinstance(raw, bytes) else raw.encode()))
         return parked
 
-    async def resolve_many(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Resolved]:
+    async def resolve_many(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], Resolved]:
         wanted = list(dict.fromkeys(pairs))
         if not wanted:
             return {}
         ids = await self._r.mget([handle_key(n, h) for n, h in wanted])
-        found = [(pair, i.decode()) for pair, i in zip(wanted, ids, strict=True) if i]
+        found = [(pair, text(i)) for pair, i in zip(wanted, ids, strict=True) if i]
         if not found:
             return {}
         pipe = self._r.pipeline(transaction=False)

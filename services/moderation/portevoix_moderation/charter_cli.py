@@ -29,7 +29,9 @@ def _load(path: Path | None) -> Charter:
 
 @charter_app.command("test")
 def test_cmd(
-    file: Annotated[Path | None, typer.Argument(help="Charter YAML (default charter if omitted)")] = None,
+    file: Annotated[
+        Path | None, typer.Argument(help="Charter YAML (default charter if omitted)")
+    ] = None,
 ) -> None:
     """Run every rule's must_match / must_not_match examples; exit 1 if one fails."""
     charter = _load(file)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import orjson
 from redis.asyncio import Redis
 
+from portevoix.contracts.periods import periods_of
 from portevoix.contracts.readmodels import (
     POST_STATE,
     SCORING_GENERATION,
@@ -20,7 +21,7 @@ from portevoix.contracts.readmodels import (
     board_key,
     ledger_key,
 )
-from portevoix.contracts.periods import periods_of
+from portevoix.runtime.redis import text
 from portevoix_scoring.domain.post_state import PostState
 from portevoix_scoring.domain.scorer import Effects
 
@@ -60,7 +61,7 @@ class ScoreStore:
     @classmethod
     async def open(cls, redis: Redis) -> ScoreStore:
         await redis.set(SCORING_GENERATION, "1", nx=True)
-        gen = (await redis.get(SCORING_GENERATION) or b"1").decode()
+        gen = text(await redis.get(SCORING_GENERATION) or b"1")
         return cls(redis, gen)
 
     def _state_key(self, post_key: str) -> str:

@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from portevoix.contracts.ingest import Rejection, parse_ingest_event
 from portevoix_ingest.domain.bulk import (
     count_lines,
     detect_format,
@@ -11,8 +13,6 @@ from portevoix_ingest.domain.bulk import (
     parse_handles,
     records_from_text,
 )
-
-from portevoix.contracts.ingest import Rejection, parse_ingest_event
 
 JSONL = (
     '{"type":"like","event_id":"l1","network":"x","post_id":"1","actor":"bob",'

@@ -6,6 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from portevoix.contracts.events import DOMAIN_EVENT
+from portevoix.contracts.ingest import EngagementIn, PostIn, parse_ingest_event
 from portevoix_ingest.domain.normalise import (
     classify_time,
     detect_language,
@@ -19,9 +22,6 @@ from portevoix_ingest.domain.normalise import (
     to_engagement_received,
     to_post_received,
 )
-
-from portevoix.contracts.events import DOMAIN_EVENT
-from portevoix.contracts.ingest import EngagementIn, PostIn, parse_ingest_event
 
 # ---- normalise_text ---------------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+from portevoix.contracts.ingest import AmbassadorIn, PostIn, parse_ingest_event
 from portevoix_ingest.domain.normalise import (
     to_ambassador_registered,
     to_engagement_received,
@@ -27,8 +29,6 @@ from portevoix_ingest.domain.webhooks import (
     verify_x_signature,
     x_crc_response,
 )
-
-from portevoix.contracts.ingest import AmbassadorIn, PostIn, parse_ingest_event
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SECRET = b"s3cr3t-webhook-key"

@@ -20,7 +20,9 @@ async def ready(request: Request) -> Any:
     checks = {"nats": request.app.state.nc.is_connected, "redis": False}
     try:
         checks["redis"] = bool(await request.app.state.redis.ping())
-    except Exception:  # noqa: BLE001 - readiness reports, it does not raise
+    except Exception:
         checks["redis"] = False
     ok = all(checks.values())
-    return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, 200 if ok else 503)
+    return JSONResponse(
+        {"status": "ok" if ok else "degraded", "checks": checks}, 200 if ok else 503
+    )

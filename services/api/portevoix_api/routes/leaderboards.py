@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from portevoix.contracts.periods import PERIOD_NAMES, period_of
 from portevoix.contracts.readmodels import SCORING_GENERATION, ambassador_key, board_key
+from portevoix.runtime.redis import text
 from portevoix_api.problems import Problem
 
 router = APIRouter(prefix="/v1/leaderboards", tags=["leaderboards"])
@@ -75,30 +76,33 @@ async def leaderboard(
     tz = ZoneInfo(request.app.state.settings.timezone)
     board = period_of(kind, day or datetime.now(tz).date())
     redis: Redis = request.app.state.redis
-    gen = (await redis.get(SCORING_GENERATION) or b"1").decode()
+    gen = text(await redis.get(SCORING_GENERATION) or b"1")
     key = board_key(gen, board)
     offset = _offset(cursor)
-    rows = await redis.zrevrange(key, offset, offset + limit, withscores=True)
+    reply: list[Any] = await redis.zrevrange(key, offset, offset + limit, withscores=True)
+    rows: list[tuple[bytes, float]] = [(m, float(sc)) for m, sc in reply]
     more = len(rows) > limit
     rows = rows[:limit]
     items: list[Standing] = []
     if rows:
         pipe = redis.pipeline(transaction=False)
         for member, _ in rows:
-            pipe.hmget(ambassador_key(member.decode()), "display_name", "team")
+            pipe.hmget(ambassador_key(text(member)), "display_name", "team")
         # Competition rank of the first row: 1 + members with strictly more points.
         pipe.zcount(key, f"({rows[0][1]}", "+inf")
-        *profiles, above = await pipe.execute()
-        rank, prev = int(above) + 1, rows[0][1]
+        replies: list[Any] = await pipe.execute()
+        profiles: list[list[bytes | None]] = replies[:-1]
+        above = int(replies[-1])
+        rank, prev = above + 1, rows[0][1]
         for pos, ((member, score), (name, team)) in enumerate(zip(rows, profiles, strict=True)):
             if score != prev:
-                rank, prev = int(above) + 1 + pos, score
+                rank, prev = above + 1 + pos, score
             items.append(
                 Standing(
                     rank=rank,
-                    ambassador_id=member.decode(),
-                    display_name=name.decode() if name else None,
-                    team=team.decode() if team else None,
+                    ambassador_id=text(member),
+                    display_name=text(name) if name else None,
+                    team=text(team) if team else None,
                     points=int(score),
                 )
             )

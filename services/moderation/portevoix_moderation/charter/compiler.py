@@ -16,8 +16,24 @@ from .language import LanguageGuesser
 from .model import SEVERITY, Charter, Condition, Rule, Scope
 
 PLACEHOLDERS = frozenset(
-    "match principle rule count limit kind lang share embargo until campaign similarity "
-    "similar_to tags score label".split()
+    [
+        "match",
+        "principle",
+        "rule",
+        "count",
+        "limit",
+        "kind",
+        "lang",
+        "share",
+        "embargo",
+        "until",
+        "campaign",
+        "similarity",
+        "similar_to",
+        "tags",
+        "score",
+        "label",
+    ]
 )
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -57,7 +73,9 @@ def _compile_condition(cond: Condition, cctx: CompileContext, path: str) -> Dete
         spec = REGISTRY.get(cond.detector)
         if spec is None:
             known = ", ".join(sorted(REGISTRY))
-            raise ValueError(f"{path}.detector: unknown detector {cond.detector!r} (known: {known})")
+            raise ValueError(
+                f"{path}.detector: unknown detector {cond.detector!r} (known: {known})"
+            )
         try:
             params = spec.params.model_validate(cond.params)
         except ValidationError as exc:
@@ -153,9 +171,7 @@ def compile_charter(
                 kinds=frozenset(scope.kinds) if scope.kinds is not None else None,
                 networks=frozenset(scope.networks) if scope.networks is not None else None,
                 languages=frozenset(scope.languages) if scope.languages is not None else None,
-                always=scope == Scope()
-                and rule.valid_from is None
-                and rule.valid_until is None,
+                always=scope == Scope() and rule.valid_from is None and rule.valid_until is None,
             )
         )
     cctx.bank.finalize()

@@ -38,9 +38,7 @@ def record_to_post(rec: dict[str, Any], post_id: str | None = None) -> PostToChe
 
 def families_of(charter: Charter, decision: Decision) -> set[str]:
     """Families of the enforced (non-shadow) findings; ``clean`` when there is none."""
-    fams = {
-        charter.rule(f.rule).family or f.rule for f in decision.findings if not f.shadow
-    }
+    fams = {charter.rule(f.rule).family or f.rule for f in decision.findings if not f.shadow}
     return fams or {CLEAN}
 
 

@@ -69,7 +69,9 @@ class InMemoryPostHistory:
     def recent_by_author(self, ambassador_id: str) -> list[HistoryEntry]:
         return list(self._authors.get(ambassador_id, ()))
 
-    def similar_since(self, sig: Signature, since: datetime, threshold: float) -> list[HistoryEntry]:
+    def similar_since(
+        self, sig: Signature, since: datetime, threshold: float
+    ) -> list[HistoryEntry]:
         out = []
         for key in self._lsh.query(sig):
             e = self._entries.get(key)

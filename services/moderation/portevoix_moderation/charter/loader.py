@@ -77,7 +77,9 @@ def load_charter(path_or_text: str | Path) -> Charter:
         problem = getattr(exc, "problem", None) or str(exc)
         raise CharterError(f"invalid YAML{where}: {problem}", source=source) from None
     if not isinstance(raw, dict):
-        raise CharterError("a charter must be a YAML mapping (version, name, rules…)", source=source)
+        raise CharterError(
+            "a charter must be a YAML mapping (version, name, rules…)", source=source
+        )
     try:
         charter = Charter.model_validate(raw)
     except ValidationError as exc:

@@ -69,7 +69,9 @@ REGISTRY: dict[str, DetectorSpec] = {}
 
 def detector(
     name: str, family: str, params: type[P], *, stateful: bool = False
-) -> Callable[[Callable[[P, CompileContext], DetectorFn]], Callable[[P, CompileContext], DetectorFn]]:
+) -> Callable[
+    [Callable[[P, CompileContext], DetectorFn]], Callable[[P, CompileContext], DetectorFn]
+]:
     """Register a detector factory under ``name``."""
 
     def deco(

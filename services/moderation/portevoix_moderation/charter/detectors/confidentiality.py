@@ -18,9 +18,7 @@ class NoParams(Params):
 @detector("code_names", "confidentiality", NoParams)
 def code_names_detector(params: NoParams, cctx: CompileContext) -> DetectorFn:
     """Fires on any internal code name listed in ``organisation.code_names``."""
-    lex = CompiledLexicon(
-        "code_names", list(cctx.charter.organisation.code_names), [], cctx.bank
-    )
+    lex = CompiledLexicon("code_names", list(cctx.charter.organisation.code_names), [], cctx.bank)
 
     def check(ctx: PostContext) -> list[Hit] | None:
         return lex.find(ctx) or None

@@ -64,7 +64,12 @@ class LexiconBank:
                     start, end = end_idx - length + 1, end_idx + 1
                     if start > 0 and t[start - 1].isalnum():
                         continue
-                    if plural and end < n and t[end] == "s" and (end + 1 == n or not t[end + 1].isalnum()):
+                    if (
+                        plural
+                        and end < n
+                        and t[end] == "s"
+                        and (end + 1 == n or not t[end + 1].isalnum())
+                    ):
                         end += 1
                     if not prefix and end < n and t[end].isalnum():
                         continue
@@ -187,7 +192,11 @@ class CompiledPatterns:
                 seen.update(idxs)
             regexes += [self._gated[i] for i in sorted(seen)]
         text = ctx.text
-        return [Hit(m.start(), m.end(), text[m.start() : m.end()]) for rx in regexes for m in rx.finditer(hay)]
+        return [
+            Hit(m.start(), m.end(), text[m.start() : m.end()])
+            for rx in regexes
+            for m in rx.finditer(hay)
+        ]
 
 
 def read_lexicon_file(name: str, base_dirs: tuple[str, ...]) -> tuple[list[str], list[str]]:

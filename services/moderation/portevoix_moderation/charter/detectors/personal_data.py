@@ -57,7 +57,9 @@ _PHONE = re.compile(
     r"(?<!\d[ .\-])(?:(?<![\w+])(?:\+|00)[1-9][\d .\-()]{6,18}\d"
     r"|(?<![\w])0[1-9](?:[ .\-]?\d{2}){4})(?![ .\-]?\d)"
 )
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+)
 _NOT_DIGIT = re.compile(r"\D")
 
 
@@ -177,9 +179,7 @@ def personal_data_detector(params: PersonalDataParams, cctx: CompileContext) -> 
         if "email" in kinds and "@" in text:
             for m in _EMAIL.finditer(text):
                 if not public_email(m.group()):
-                    hits.append(
-                        Hit(m.start(), m.end(), redact_email(m.group()), {"kind": "email"})
-                    )
+                    hits.append(Hit(m.start(), m.end(), redact_email(m.group()), {"kind": "email"}))
         return hits or None
 
     return check
