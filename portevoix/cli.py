@@ -111,15 +111,21 @@ def service(name: str = typer.Argument(..., help="ingest | moderation | scoring 
     runpy.run_module(module, run_name="__main__")
 
 
-def _mount_optional() -> None:
-    try:
-        from portevoix_moderation.charter_cli import charter_app
-    except ImportError:
-        return
-    app.add_typer(charter_app, name="charter", help="Check posts against a charter.")
+def _mount_service_commands() -> None:
+    """Each service may ship `cli.py` with `register(app)`: its offline tools join `portevoix`."""
+    import importlib
+
+    for module in SERVICE_MODULES.values():
+        try:
+            cli = importlib.import_module(f"{module}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{module}.cli":
+                raise
+            continue
+        cli.register(app)
 
 
-_mount_optional()
+_mount_service_commands()
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ Adding optional fields keeps the version; removing or changing one bumps it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -98,19 +97,81 @@ class PostModerated(_Event):
     content_hash: str
 
 
-DomainEvent = Annotated[
-    AmbassadorRegistered | PostReceived | EngagementReceived | PostModerated,
-    Field(discriminator="type"),
-]
-DOMAIN_EVENT: TypeAdapter[
-    AmbassadorRegistered | PostReceived | EngagementReceived | PostModerated
-] = TypeAdapter(DomainEvent)
+class PostReviewed(_Event):
+    """A moderator's decision on a held post, or a takedown of a published one."""
+
+    type: Literal["post.reviewed"] = "post.reviewed"
+    review_id: str
+    post_key: str
+    ambassador_id: str | None = None
+    outcome: Literal["approved", "rejected", "taken_down"]
+    moderator: str
+    note: str | None = None
+    decision_id: str | None = None  # the automated decision this review settles, if any
+
+
+class AppealFiled(_Event):
+    """An ambassador contests a decision on their post."""
+
+    type: Literal["appeal.filed"] = "appeal.filed"
+    appeal_id: str
+    post_key: str
+    ambassador_id: str
+    message: str
+
+
+class CharterPublished(_Event):
+    """A new charter version; every moderation instance validates and hot-reloads it."""
+
+    type: Literal["charter.published"] = "charter.published"
+    version: str
+    charter_yaml: str
+    activate: bool = True
+    published_by: str
+
+
+class PointsTablePublished(_Event):
+    """A new points table version (scoring may rebuild history with it)."""
+
+    type: Literal["points_table.published"] = "points_table.published"
+    version: str
+    table_yaml: str
+    activate: bool = True
+    published_by: str
+
+
+class BadgeAwarded(_Event):
+    type: Literal["badge.awarded"] = "badge.awarded"
+    ambassador_id: str
+    badge: str
+    title: dict[str, str] = Field(default_factory=dict)  # {"fr": ..., "en": ...}
+    reason_event_id: str | None = None
+
+
+AnyDomainEvent = (
+    AmbassadorRegistered
+    | PostReceived
+    | EngagementReceived
+    | PostModerated
+    | PostReviewed
+    | AppealFiled
+    | CharterPublished
+    | PointsTablePublished
+    | BadgeAwarded
+)
+DomainEvent = Annotated[AnyDomainEvent, Field(discriminator="type")]
+DOMAIN_EVENT: TypeAdapter[AnyDomainEvent] = TypeAdapter(DomainEvent)
 
 EVENT_SUBJECTS: dict[str, str] = {
     "ambassador.registered": "pv.evt.ambassador.registered",
     "post.received": "pv.evt.post.received",
     "engagement.received": "pv.evt.engagement.received",
     "post.moderated": "pv.evt.post.moderated",
+    "post.reviewed": "pv.evt.post.reviewed",
+    "appeal.filed": "pv.evt.appeal.filed",
+    "charter.published": "pv.evt.charter.published",
+    "points_table.published": "pv.evt.points_table.published",
+    "badge.awarded": "pv.evt.badge.awarded",
 }
 
 
@@ -124,12 +185,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "VERDICT_ORDER",
     "AmbassadorRegistered",
+    "AnyDomainEvent",
+    "AppealFiled",
+    "BadgeAwarded",
+    "CharterPublished",
     "EngagementReceived",
     "FindingOut",
+    "PointsTablePublished",
     "PostModerated",
     "PostReceived",
+    "PostReviewed",
     "Verdict",
-    "datetime",
     "post_key",
     "subject_for",
 ]

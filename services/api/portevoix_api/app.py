@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import nats
+import orjson
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -22,7 +23,7 @@ from portevoix.runtime.redis import connect_redis
 from portevoix.runtime.streams import ensure_streams
 from portevoix_api.metrics import RedMiddleware
 from portevoix_api.problems import install_problem_handlers
-from portevoix_api.routes import events, health, leaderboards
+from portevoix_api.routes import discover_routers
 from portevoix_api.settings import ApiSettings
 
 ASYNCAPI_DIR = Path(__file__).resolve().parents[3] / "docs" / "asyncapi"
@@ -83,9 +84,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "If-None-Match"],
         )
-    app.include_router(events.router)
-    app.include_router(leaderboards.router)
-    app.include_router(health.router)
+    for router in discover_routers():
+        app.include_router(router)
     app.mount("/metrics", make_asgi_app())
 
     @app.get("/asyncapi/{service}.json", tags=["docs"], summary="AsyncAPI of a service's events")
@@ -97,6 +97,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                  "detail": f"no AsyncAPI document for {service!r}"},
                 status_code=404, media_type="application/problem+json",
             )  # fmt: skip
-        return JSONResponse(content=__import__("orjson").loads(path.read_bytes()))
+        return JSONResponse(content=orjson.loads(path.read_bytes()))
 
     return app

@@ -9,7 +9,6 @@ from pydantic import ValidationError
 
 from portevoix.contracts.events import (
     DOMAIN_EVENT,
-    AmbassadorRegistered,
     EngagementReceived,
     PostModerated,
     PostReceived,
@@ -35,9 +34,9 @@ class ScoringPipeline:
             except ValidationError as exc:
                 d.reject("invalid_event", f"not a valid domain event: {exc.errors()[0]['msg']}")
                 continue
-            if isinstance(event, AmbassadorRegistered):
-                continue  # the directory lives in ingest; nothing to score
-            work.append((d, event))
+            if isinstance(event, PostReceived | EngagementReceived | PostModerated):
+                work.append((d, event))
+            # Other event types carry nothing to score: acked as they are.
         if not work:
             return
         loaded, seen = await self._store.load(

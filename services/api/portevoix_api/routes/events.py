@@ -101,7 +101,7 @@ def _split(body: bytes, content_type: str) -> list[Any]:
         }
     },
 )  # fmt: skip
-async def ingest_events(request: Request, _role: Admin) -> Any:
+async def ingest_events(request: Request, _who: Admin) -> Any:
     settings = request.app.state.settings
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:

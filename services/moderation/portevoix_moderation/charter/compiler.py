@@ -175,4 +175,5 @@ def compile_charter(
             )
         )
     cctx.bank.finalize()
+    cctx.pattern_bank.finalize()
     return CompiledCharter(tuple(rules), LanguageGuesser(charter.languages), stateful)

@@ -169,7 +169,7 @@ class LanguageGuesser:
         """Return (language, confidence); below ``min_letters`` only the vote is used."""
         if len(words) < 3:
             return None, 0.0  # too short for any identifier to be meaningful
-        counts = {lang: sum(1 for w in words if w in stop) for lang, stop in _STOP.items()}
+        counts = {lang: sum(map(stop.__contains__, words)) for lang, stop in _STOP.items()}
         best = max(counts, key=lambda k: counts[k])
         n = counts[best]
         other = sum(v for k, v in counts.items() if k != best)

@@ -65,7 +65,17 @@ def _build_fold_table() -> dict[int, str]:
     return table
 
 
-_FOLD = _build_fold_table()
+def _as_list(table: dict[int, str], size: int = 0x2200) -> list[str]:
+    # str.translate is ~2x faster with a list than with a dict; code points past the end
+    # raise IndexError, which translate treats as "keep the character".
+    out = [chr(i) for i in range(size)]
+    for k, v in table.items():
+        if k < size:
+            out[k] = v
+    return out
+
+
+_FOLD = _as_list(_build_fold_table())
 
 
 def fold(text: str) -> str:
@@ -85,9 +95,10 @@ _LEET = {
     ord("€"): "e",
 }
 _SEPARATORS = ".,;:!?'\"-_/\\()[]{}«»…–—·•~^`+=<>|*%&\t\n\r"
-_SKELETON_TABLE = dict(_LEET)
+_SKELETON_MAP = dict(_LEET)
 for _c in _SEPARATORS:
-    _SKELETON_TABLE[ord(_c)] = " "
+    _SKELETON_MAP[ord(_c)] = " "
+_SKELETON_TABLE = _as_list(_SKELETON_MAP)
 
 # Invisible characters (soft hyphen, zero-width space/joiners, BOM) split words for the eye
 # of a filter but not for a reader: they are deleted before matching.

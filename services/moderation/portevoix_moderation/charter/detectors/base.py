@@ -16,7 +16,7 @@ from ..context import Hit, PostContext
 
 if TYPE_CHECKING:
     from ..model import Charter
-    from .lexicon import CompiledLexicon, LexiconBank
+    from .lexicon import CompiledLexicon, LexiconBank, PatternBank
 
 DetectorFn = Callable[[PostContext], list[Hit] | None]
 
@@ -36,6 +36,16 @@ class CompileContext:
     base_dirs: tuple[str, ...]
     lexicon_cache: dict[str, CompiledLexicon] = field(default_factory=dict)
     _bank: LexiconBank | None = None
+    _pattern_bank: PatternBank | None = None
+
+    @property
+    def pattern_bank(self) -> PatternBank:
+        """The charter-wide literal prefilter of regexes."""
+        if self._pattern_bank is None:
+            from .lexicon import PatternBank
+
+            self._pattern_bank = PatternBank()
+        return self._pattern_bank
 
     @property
     def bank(self) -> LexiconBank:

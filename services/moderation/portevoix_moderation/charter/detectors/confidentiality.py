@@ -35,15 +35,18 @@ def embargo_detector(params: NoParams, cctx: CompileContext) -> DetectorFn:
     ]
 
     def check(ctx: PostContext) -> list[Hit] | None:
-        when = ctx.post.occurred_at or ctx.now
         hits: list[Hit] = []
         for emb, lex in embargoes:
+            found = lex.find(ctx)
+            if not found:
+                continue
+            when = ctx.post.occurred_at or ctx.now
             if emb.valid_from and when < emb.valid_from:
                 continue
             if emb.valid_until and when >= emb.valid_until:
                 continue
             until = emb.valid_until.date().isoformat() if emb.valid_until else ""
-            for h in lex.find(ctx):
+            for h in found:
                 hits.append(Hit(h.start, h.end, h.matched, {"embargo": emb.id, "until": until}))
         return hits or None
 

@@ -10,7 +10,7 @@ import ahocorasick
 from ..context import Hit, PostContext
 from ..text import fold, skeleton_of_entry
 from .base import CompileContext, DetectorFn, Params, detector
-from .prefilter import required_literals
+from .prefilter import min_width, required_literals
 
 _LEET_ALNUM = str.maketrans("01345@$7", "oieasast")
 
@@ -155,46 +155,88 @@ def _outermost(hits: list[Hit]) -> list[Hit]:
     return out
 
 
+class PatternBank:
+    """One Aho-Corasick automaton over the required literals of every gated regex."""
+
+    def __init__(self) -> None:
+        self._auto = ahocorasick.Automaton()
+        self._ready = False
+        self._count = 0
+
+    def new_id(self) -> int:
+        self._count += 1
+        return self._count - 1
+
+    def add(self, literal: str, key: tuple[int, int]) -> None:
+        prev = self._auto.get(literal, ())
+        self._auto.add_word(literal, (*prev, key))
+        self._ready = False
+
+    def finalize(self) -> None:
+        if len(self._auto) and not self._ready:
+            self._auto.make_automaton()
+            self._ready = True
+
+    def scan(self, ctx: PostContext) -> set[tuple[int, int]]:
+        cached: set[tuple[int, int]] | None = ctx.cache.get(self)
+        if cached is None:
+            self.finalize()
+            cached = set()
+            if self._ready:
+                for _, keys in self._auto.iter(ctx.folded):
+                    cached.update(keys)
+            ctx.cache[self] = cached
+        return cached
+
+
 class CompiledPatterns:
     """A regex list run on the folded text (or the original text, case-insensitive).
 
-    A literal prefilter (see ``prefilter``) skips the regexes that cannot match a post."""
+    Prefilters (see ``prefilter``): a regex runs only if one of its required literals
+    occurs in the post and the post is at least as long as the shortest possible match."""
 
-    def __init__(self, name: str, patterns: list[str], *, on_folded: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        patterns: list[str],
+        *,
+        on_folded: bool = True,
+        bank: PatternBank | None = None,
+    ) -> None:
         self.name = name
         self._on_folded = on_folded
-        self._always: list[re.Pattern[str]] = []
-        self._gated: list[re.Pattern[str]] = []
-        self._auto = ahocorasick.Automaton()
+        self._bank = bank or PatternBank()
+        self._id = self._bank.new_id()
+        self._always: list[tuple[re.Pattern[str], int]] = []
+        self._gated: list[tuple[re.Pattern[str], int]] = []
         for p in patterns:
             try:
                 rx = re.compile(p, re.IGNORECASE)
             except re.error as exc:
                 raise ValueError(f"bad regex {p!r}: {exc}") from None
+            min_len = min_width(p)
             need = required_literals(p) if on_folded else None
             if need is None or not all(lit.isascii() for lit in need):
-                self._always.append(rx)
+                self._always.append((rx, min_len))
                 continue
-            idx = len(self._gated)
-            self._gated.append(rx)
             for lit in need:
-                prev = self._auto.get(lit, ())
-                self._auto.add_word(lit, (*prev, idx))
-        if self._gated:
-            self._auto.make_automaton()
+                self._bank.add(lit, (self._id, len(self._gated)))
+            self._gated.append((rx, min_len))
 
     def find(self, ctx: PostContext) -> list[Hit]:
         hay = ctx.folded if self._on_folded else ctx.text
-        regexes = list(self._always)
+        regexes = self._always
         if self._gated:
-            seen: set[int] = set()
-            for _, idxs in self._auto.iter(hay):
-                seen.update(idxs)
-            regexes += [self._gated[i] for i in sorted(seen)]
+            keys = self._bank.scan(ctx)
+            if keys:
+                me = self._id
+                regexes = regexes + [g for i, g in enumerate(self._gated) if (me, i) in keys]
         text = ctx.text
+        n = len(hay)
         return [
             Hit(m.start(), m.end(), text[m.start() : m.end()])
-            for rx in regexes
+            for rx, min_len in regexes
+            if n >= min_len
             for m in rx.finditer(hay)
         ]
 
@@ -240,7 +282,7 @@ def compile_patterns(cctx: CompileContext, name: str) -> CompiledPatterns:
     patterns = list(spec.patterns)
     for f in spec.files:
         patterns += read_lexicon_file(f, cctx.base_dirs)[0]
-    return CompiledPatterns(name, patterns)
+    return CompiledPatterns(name, patterns, bank=cctx.pattern_bank)
 
 
 class LexiconParams(Params):
@@ -285,7 +327,9 @@ def regex_detector(params: RegexParams, cctx: CompileContext) -> DetectorFn:
     """Fires on a regex; ``target: folded`` (default: lower case, no accents) or ``text``."""
     if params.target not in ("folded", "text"):
         raise ValueError("'target' must be 'folded' or 'text'")
-    compiled = CompiledPatterns("regex", [params.pattern], on_folded=params.target == "folded")
+    compiled = CompiledPatterns(
+        "regex", [params.pattern], on_folded=params.target == "folded", bank=cctx.pattern_bank
+    )
 
     def check(ctx: PostContext) -> list[Hit] | None:
         return compiled.find(ctx) or None

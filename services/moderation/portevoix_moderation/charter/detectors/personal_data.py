@@ -137,7 +137,11 @@ def personal_data_detector(params: PersonalDataParams, cctx: CompileContext) -> 
         text = ctx.text
         hits: list[Hit] = []
         taken: list[tuple[int, int]] = []
-        has_digit = _DIGIT.search(text) is not None
+        n_digits: int | None = ctx.cache.get(_DIGIT)
+        if n_digits is None:
+            n_digits = ctx.cache[_DIGIT] = len(_DIGIT.findall(text))
+        # Phones have at least 8 digits, IBANs, cards and NIRs at least 12.
+        has_digit = n_digits >= 12
         if has_digit and "iban" in kinds and _IBAN_HINT.search(text):
             for m in _IBAN.finditer(text):
                 cand = m.group()
@@ -156,26 +160,14 @@ def personal_data_detector(params: PersonalDataParams, cctx: CompileContext) -> 
                     taken.append(m.span())
         if has_digit and "card" in kinds:
             for m in _CARD.finditer(text):
-                digits = _NOT_DIGIT.sub("", m.group())
-                if _overlaps(m.span(), taken) or public_number(digits):
+                number = _NOT_DIGIT.sub("", m.group())
+                if _overlaps(m.span(), taken) or public_number(number):
                     continue
-                if 13 <= len(digits) <= 19 and _card_prefix_ok(digits) and luhn.is_valid(digits):
+                if 13 <= len(number) <= 19 and _card_prefix_ok(number) and luhn.is_valid(number):
                     hits.append(Hit(m.start(), m.end(), redact(m.group()), {"kind": "card"}))
                     taken.append(m.span())
-        if has_digit and "phone" in kinds:
-            for m in _PHONE.finditer(text):
-                if _overlaps(m.span(), taken):
-                    continue
-                try:
-                    num = phonenumbers.parse(m.group(), "FR")
-                except phonenumbers.NumberParseException:
-                    continue
-                if not phonenumbers.is_valid_number(num):
-                    continue
-                e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
-                if e164 in hotlines:
-                    continue
-                hits.append(Hit(m.start(), m.end(), redact(m.group(), 3, 2), {"kind": "phone"}))
+        if n_digits >= 8 and "phone" in kinds:
+            hits += _phones(text, taken, hotlines)
         if "email" in kinds and "@" in text:
             for m in _EMAIL.finditer(text):
                 if not public_email(m.group()):
@@ -183,6 +175,24 @@ def personal_data_detector(params: PersonalDataParams, cctx: CompileContext) -> 
         return hits or None
 
     return check
+
+
+def _phones(text: str, taken: list[tuple[int, int]], hotlines: set[str]) -> list[Hit]:
+    hits = []
+    for m in _PHONE.finditer(text):
+        if _overlaps(m.span(), taken):
+            continue
+        try:
+            num = phonenumbers.parse(m.group(), "FR")
+        except phonenumbers.NumberParseException:
+            continue
+        if not phonenumbers.is_valid_number(num):
+            continue
+        e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+        if e164 in hotlines:
+            continue
+        hits.append(Hit(m.start(), m.end(), redact(m.group(), 3, 2), {"kind": "phone"}))
+    return hits
 
 
 def _overlaps(span: tuple[int, int], taken: list[tuple[int, int]]) -> bool:

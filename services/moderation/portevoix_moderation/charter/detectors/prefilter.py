@@ -68,7 +68,12 @@ def _item(op: Any, av: Any) -> Need:
     return None
 
 
-def required_literals(pattern: str, *, min_len: int = 3) -> Need:
+def min_width(pattern: str) -> int:
+    """Length of the shortest string the pattern can match."""
+    return int(sre_parse.parse(pattern).getwidth()[0])
+
+
+def required_literals(pattern: str, *, min_len: int = 2) -> Need:
     """Literals (lower case) one of which occurs in any match, or None if none is known."""
     need = _seq(sre_parse.parse(pattern))
     if need is None or _score(need) < min_len:

@@ -14,7 +14,6 @@ _HASHTAG = re.compile(r"(?<![\w#])#\w+")
 _MENTION = re.compile(r"(?<![\w@])@\w+")
 _LINK = re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.IGNORECASE)
 _UPPER = re.compile(r"[A-ZÀ-ÖØ-Þ]")
-_NO_UPPER = {c: None for c in range(0x41, 0x5B)} | {c: None for c in range(0xC0, 0xDF)}
 _LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -66,15 +65,16 @@ def shouting_detector(params: ShoutingParams, cctx: CompileContext) -> DetectorF
 
     def check(ctx: PostContext) -> list[Hit] | None:
         text = ctx.text
-        if len(text) - len(text.translate(_NO_UPPER)) < need_upper:
+        upper = len(_UPPER.findall(text))
+        if upper < need_upper:
             return None  # too few capitals to ever reach the ratio
         if "#" in text or "@" in text or "http" in text or "www." in text:
             # Tags, handles and links are not prose: do not count their letters.
             text = _LINK.sub(" ", _MENTION.sub(" ", _HASHTAG.sub(" ", text)))
+            upper = len(_UPPER.findall(text))
         letters = len(_LETTER.findall(text))
         if letters < params.min_letters:
             return None
-        upper = len(_UPPER.findall(text))
         share = upper / letters
         if share < params.ratio:
             return None
@@ -165,9 +165,12 @@ def campaign_template_detector(params: TemplateParams, cctx: CompileContext) -> 
             cands += ctx.history.templates(campaign)
         if not cands or len(ctx.words) < 3:
             return None
-        mine = set(ctx.words)
         if static_words and campaign is None and ctx.history is None:
             # Most posts share few words with any template: skip the MinHash then.
+            n = len(ctx.words)
+            if all(n < 0.5 * len(w) for w in static_words):
+                return None
+            mine = set(ctx.words)
             if all(len(mine & w) < 0.5 * len(w) for w in static_words):
                 return None
         sig = ctx.signature
