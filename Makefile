@@ -6,8 +6,10 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The server URL written into the AsyncAPI documents (a placeholder, not this machine's).
+DOCS_NATS_URL := nats://nats:4222
 
-.PHONY: run test lint typecheck unit integration e2e bench asyncapi clean venv
+.PHONY: run test lint typecheck unit integration e2e bench docs asyncapi clean venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,10 +47,14 @@ e2e: $(STAMP)
 bench: $(STAMP)
 	@$(PY) -m bench
 
-## Regenerate the AsyncAPI documents served by the API (docs/asyncapi/*.json).
+## Regenerate the generated docs: AsyncAPI documents (docs/asyncapi/) and the README config table.
+docs: asyncapi
+	@$(PY) -m portevoix.settings_doc --write README.md
+
 asyncapi: $(STAMP)
 	@for s in ingest moderation scoring; do \
-		$(BIN)/faststream docs gen portevoix_$$s.app:app --out docs/asyncapi/$$s.json >/dev/null; \
+		NATS_URL=$(DOCS_NATS_URL) $(BIN)/faststream docs gen portevoix_$$s.app:app \
+			--out docs/asyncapi/$$s.json >/dev/null; \
 	done
 	@echo "docs/asyncapi/ regenerated"
 

@@ -62,7 +62,7 @@ class EventPublisher:
             headers = {"Nats-Msg-Id": m.msg_id, "content-type": "application/json", **m.headers}
             futures.append(
                 await self._js.publish_async(
-                    m.subject, m.payload, headers=headers, wait_stall=self._timeout
+                    m.subject, m.payload, headers=headers
                 )
             )
         try:
