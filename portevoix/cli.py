@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 app = typer.Typer(help="Porte-Voix: the open employee-advocacy platform.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, width=110)
 
 SERVICE_MODULES = {
     "ingest": "portevoix_ingest",
@@ -30,18 +30,21 @@ def up(
         ".run"
     ),
     api_port: Annotated[
-        int,
+        int | None,
         typer.Option(
-            envvar="PORTEVOIX_API_PORT", help="API port (0: 8080 if free, else any free port)."
+            envvar="PORTEVOIX_API_PORT",
+            help="API port; 0 = any free port; default 8080 when free, else any free port.",
         ),
-    ] = 0,
+    ] = None,
 ) -> None:
     """Start NATS + Redis (embedded unless NATS_URL / REDIS_URL are set) and the four services."""
     from portevoix.runtime.embedded import free_port
     from portevoix.runtime.platform import Platform
 
-    if not api_port:
+    if api_port is None:
         api_port = 8080 if _port_free(8080) else free_port()
+    elif api_port == 0:
+        api_port = free_port()
     platform = Platform(
         run_dir=run_dir.resolve(),
         nats_url=os.environ.get("NATS_URL") or None,

@@ -46,3 +46,66 @@ def board_key(gen: str, period: str) -> str:
 
 def ledger_key(gen: str, ambassador_id: str) -> str:
     return LEDGER.format(gen=gen, ambassador_id=ambassador_id)
+
+
+# Ingest: directory indexes, parked-activity bookkeeping, natural-key dedupe, GDPR erasure.
+AMBASSADOR_TEAM = "pv:amb:team:{team}"  # set of ambassador ids of one team
+PARKED_INDEX = "pv:parked:index"  # zset parked hash key -> expiry (unix s), for the gauge/TTL
+NATURAL_KEY = "pv:nk:{digest}"  # string: first event id of a fact (TTL), digest of the key
+ERASED_HANDLE = "pv:erased:{digest}"  # tombstone of an erased handle (TTL), digest only
+ERASURE = "pv:erasure:{request_id}"  # hash: erasure receipt (status, erased_at, counts)
+
+
+def team_key(team: str) -> str:
+    return AMBASSADOR_TEAM.format(team=team)
+
+
+def erasure_key(request_id: str) -> str:
+    return ERASURE.format(request_id=request_id)
+
+
+# -- Scoring (issue "Scoring"): more read models under the same `{sc}` tag and generation. -----
+# Board scores (BOARD and the boards below) are in centipoints (1 point = 100): exact integer sums
+# even with decimal weights; readers divide by 100.
+SCORING_PAUSE = "pv:{sc}:pause"  # string with a TTL: live writes wait while a rebuild swaps
+SCORING_OUTBOX = "pv:{sc}:outbox"  # list of event json to publish (BadgeAwarded), any generation
+SCORING_TABLES = "pv:{sc}:tables"  # hash: points table version -> yaml (published tables)
+SCORING_REBUILD = "pv:{sc}:rebuild"  # hash: gen, seq, last_seq, table, status (resumable)
+GEN_TABLE = "pv:{{sc}}:{gen}:table"  # string: yaml of the points table of this generation
+TEAM_BOARD = "pv:{{sc}}:{gen}:board:{period}:team:{team}"  # zset ambassador_id -> centipoints
+TEAMS_BOARD = "pv:{{sc}}:{gen}:teams:{period}"  # zset team -> centipoints
+CAMPAIGN_BOARD = "pv:{{sc}}:{gen}:board:{period}:campaign:{campaign}"  # zset ambassador -> cp
+ROLLING_BOARD = "pv:{{sc}}:{gen}:rolling:{days}:{end}{scope}"  # cached zunion of day boards (TTL)
+REACTION = "pv:{{sc}}:{gen}:react:{post_key}:{kind}:{actor}"  # hash v, s: one like/share per actor
+STATS = "pv:{{sc}}:{gen}:stats:{ambassador_id}"  # hash: impressions, reactions, clicks, posts,
+# emv:<CUR> (1/10,000 currency units)
+STATS_TOTAL = "pv:{{sc}}:{gen}:stats"  # hash: the same counters for the whole organisation
+BADGES = "pv:{{sc}}:{gen}:badges:{ambassador_id}"  # hash: badge id -> json {badge, title, at...}
+
+
+def team_board_key(gen: str, period: str, team: str) -> str:
+    return TEAM_BOARD.format(gen=gen, period=period, team=team)
+
+
+def teams_board_key(gen: str, period: str) -> str:
+    return TEAMS_BOARD.format(gen=gen, period=period)
+
+
+def campaign_board_key(gen: str, period: str, campaign: str) -> str:
+    return CAMPAIGN_BOARD.format(gen=gen, period=period, campaign=campaign)
+
+
+def stats_key(gen: str, ambassador_id: str) -> str:
+    return STATS.format(gen=gen, ambassador_id=ambassador_id)
+
+
+def stats_total_key(gen: str) -> str:
+    return STATS_TOTAL.format(gen=gen)
+
+
+def badges_key(gen: str, ambassador_id: str) -> str:
+    return BADGES.format(gen=gen, ambassador_id=ambassador_id)
+
+
+def gen_table_key(gen: str) -> str:
+    return GEN_TABLE.format(gen=gen)

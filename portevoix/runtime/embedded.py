@@ -7,7 +7,10 @@ the well-known ports 4222/6379, so it cannot collide with servers already runnin
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +18,17 @@ import time
 from pathlib import Path
 
 RESERVED_PORTS = {4222, 6222, 8222, 6379}
+PR_SET_PDEATHSIG = 1
+
+
+def detach_from_terminal() -> None:
+    """`preexec_fn` of every child: its own process group, so a terminal's Ctrl-C reaches only
+    the supervisor, which then stops children in order (API, workers, then the servers); and
+    SIGTERM if the supervisor dies without stopping them (Linux), so nothing is orphaned."""
+    os.setpgrp()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

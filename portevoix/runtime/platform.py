@@ -17,7 +17,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from portevoix.runtime.embedded import EmbeddedNats, EmbeddedServer, EmbeddedValkey, free_port
+from portevoix.runtime.embedded import (
+    EmbeddedNats,
+    EmbeddedServer,
+    EmbeddedValkey,
+    detach_from_terminal,
+    free_port,
+)
 
 SERVICES = ("ingest", "moderation", "scoring", "api")
 
@@ -39,6 +45,7 @@ class Child:
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
+            preexec_fn=detach_from_terminal,
         )
         self.started_at = time.monotonic()
         if out:

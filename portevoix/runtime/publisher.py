@@ -60,11 +60,7 @@ class EventPublisher:
         futures = []
         for m in messages:
             headers = {"Nats-Msg-Id": m.msg_id, "content-type": "application/json", **m.headers}
-            futures.append(
-                await self._js.publish_async(
-                    m.subject, m.payload, headers=headers
-                )
-            )
+            futures.append(await self._js.publish_async(m.subject, m.payload, headers=headers))
         try:
             acks = await asyncio.wait_for(
                 asyncio.gather(*futures, return_exceptions=True), timeout=self._timeout
