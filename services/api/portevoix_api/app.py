@@ -12,8 +12,8 @@ import nats
 import orjson
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from portevoix import __version__
 from portevoix.runtime.logs import configure_logging
@@ -86,7 +86,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         )
     for router in discover_routers():
         app.include_router(router)
-    app.mount("/metrics", make_asgi_app())
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        # A route rather than a mount: a mount answers /metrics with a 307 to /metrics/.
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/asyncapi/{service}.json", tags=["docs"], summary="AsyncAPI of a service's events")
     async def asyncapi(service: str) -> JSONResponse:
