@@ -88,8 +88,12 @@ class EmbeddedServer:
     def start(self, timeout_s: float = 20.0) -> EmbeddedServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir
+            self.proc = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                preexec_fn=detach_from_terminal,  # no threads run Python in the child
             )
         try:
             wait_for_port(self.host, self.port, timeout_s, self.proc)
