@@ -88,7 +88,7 @@ class EmbeddedServer:
     def start(self, timeout_s: float = 20.0) -> EmbeddedServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
+            self.proc = subprocess.Popen(
                 self.command(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
