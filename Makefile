@@ -43,8 +43,9 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	@$(BIN)/pytest -q tests/e2e
 
-## Benchmarks: bench/results.json and a Markdown table.
+## Benchmarks: bench/results.json and a Markdown table (installs the bench extra once).
 bench: $(STAMP)
+	@test -f $(VENV)/.bench-stamp || { $(PY) -m pip install -q --disable-pip-version-check -e ".[test,bench]" && touch $(VENV)/.bench-stamp; }
 	@$(PY) -m bench
 
 ## Regenerate the generated docs: AsyncAPI documents (docs/asyncapi/) and the README config table.

@@ -41,4 +41,7 @@ class CommonSettings(BaseSettings):
     retry_base_delay_s: float = Field(
         default=0.5, gt=0, description="First redelivery delay; doubles each attempt."
     )
+    stream_replicas: int = Field(
+        default=1, ge=1, le=5, description="JetStream stream replicas (3 on a 3-node cluster)."
+    )
     publish_timeout_s: float = Field(default=5.0, gt=0, description="JetStream PubAck timeout.")

@@ -16,10 +16,12 @@ from typing import Annotated, Any
 from faststream import AckPolicy, Context, FastStream
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsBatchMessage
+from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig
+from prometheus_client import REGISTRY
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
@@ -54,6 +56,8 @@ class BusWorker:
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
             logger=logging.getLogger(f"faststream.{service}"),
+            # Rate, errors and duration per handler (faststream_received_messages_total, …).
+            middlewares=[NatsPrometheusMiddleware(registry=REGISTRY, app_name=service)],
         )
         self.app = FastStream(
             self.broker,
@@ -142,7 +146,7 @@ class BusWorker:
         js = self.broker.config.connection_state.stream
         assert js is not None
         self.js = js
-        await ensure_streams(js)
+        await ensure_streams(js, replicas=self.settings.stream_replicas)
         self.publisher = EventPublisher(js, timeout_s=self.settings.publish_timeout_s)
         self.redis = connect_redis(self.settings.redis_url)
         for hook in self._ready_hooks:

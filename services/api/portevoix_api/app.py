@@ -49,7 +49,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             reconnect_time_wait=0.5,
         )
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, replicas=settings.stream_replicas)
         app.state.nc = nc
         app.state.publisher = EventPublisher(js, timeout_s=settings.publish_timeout_s)
         app.state.redis = connect_redis(settings.redis_url)
