@@ -33,7 +33,11 @@ class CommonSettings(BaseSettings):
     )
     # Consumer tuning: shared so every service behaves the same on the bus.
     batch_size: int = Field(default=500, ge=1, le=10_000, description="Messages per pull.")
-    batch_timeout_s: float = Field(default=0.05, gt=0, description="Max wait to fill a pull.")
+    idle_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Long-poll of an idle consumer; a pull returns as soon as messages exist.",
+    )
     max_deliver: int = Field(
         default=5, ge=2, le=100, description="Attempts before a message is dead-lettered."
     )

@@ -2,7 +2,15 @@
 
 A service builds a `BusWorker`, registers its consumers with `consume(...)`, its documented
 publications with `document_publisher(...)`, and its start-up with `on_ready(...)`; `app` is the
-FastStream application (also what `faststream docs gen` reads for the AsyncAPI document).
+FastStream application (lifecycle, signals, connection, Prometheus middleware, and what
+`faststream docs gen` reads for the AsyncAPI document).
+
+The pull loop itself runs on nats-py: FastStream 0.7's batch loop keeps fetching until a batch
+is full or its timeout expires, which adds that timeout to every hop at low rates and capped
+throughput near 10k msg/s here. Ours takes whatever a pull returns at once (nats-py returns a
+partial batch as soon as messages are there) and long-polls only when idle. The subscribers are
+still declared to FastStream — on a documentation broker, by the same `consume()` call, with the
+same subjects, stream and durable — so the AsyncAPI document describes exactly what runs.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from faststream import AckPolicy, Context, FastStream
@@ -45,6 +54,15 @@ BatchMessage = Annotated[NatsBatchMessage, Context("message")]
 patch_faststream_pull_timeout()
 
 
+@dataclass(frozen=True)
+class Consumer:
+    stream: StreamSpec
+    durable: str
+    subjects: list[str]
+    config: ConsumerConfig
+    handler: Handler
+
+
 class BusWorker:
     def __init__(self, service: str, settings: CommonSettings, *, description: str) -> None:
         self.service = service
@@ -59,9 +77,12 @@ class BusWorker:
             # Rate, errors and duration per handler (faststream_received_messages_total, …).
             middlewares=[NatsPrometheusMiddleware(registry=REGISTRY, app_name=service)],
         )
+        # Never connected: it only carries declarations for the AsyncAPI document.
+        self.spec_broker = NatsBroker(servers=[s.strip() for s in settings.nats_url.split(",")])
         self.app = FastStream(
             self.broker,
             specification=AsyncAPI(
+                self.spec_broker,
                 title=f"Porte-Voix {service}",
                 version=__version__,
                 description=description,
@@ -70,11 +91,11 @@ class BusWorker:
             after_startup=[self._after_startup],
             on_shutdown=[self._shutdown],
         )
-        self._consumers: list[tuple[StreamSpec, str]] = []
-        self._processors: dict[str, BatchProcessor] = {}
-        self._handlers: dict[str, Handler] = {}
+        self._consumers: list[Consumer] = []
+        self._stopping = asyncio.Event()
         self._ready_hooks: list[Callable[[], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._loops: list[asyncio.Task[None]] = []
         self.js: JetStreamContext | None = None
         self.publisher: EventPublisher | None = None
         self.redis: Redis | None = None
@@ -93,38 +114,33 @@ class BusWorker:
         """A durable pull consumer, batch-fetching, explicit ack, bounded redelivery."""
         s = self.settings
         config = ConsumerConfig(
+            durable_name=durable,
             ack_policy=JsAckPolicy.EXPLICIT,
             ack_wait=s.ack_wait_s,
             max_deliver=s.max_deliver,
             max_ack_pending=max(20_000, s.batch_size * 4),
-            filter_subjects=subjects if len(subjects) > 1 else [],
+            filter_subject=subjects[0] if len(subjects) == 1 else None,
+            filter_subjects=subjects if len(subjects) > 1 else None,
         )
-        subscriber = self.broker.subscriber(
+        self._consumers.append(Consumer(stream, durable, subjects, config, handler))
+
+        async def documented(msg: BatchMessage) -> None:  # pragma: no cover - never started
+            raise RuntimeError("documentation broker")
+
+        self.spec_broker.subscriber(
             subjects[0] if len(subjects) == 1 else "",
             stream=JStream(stream.name, declare=False),
             durable=durable,
-            config=config,
-            pull_sub=PullSub(batch_size=s.batch_size, timeout=s.batch_timeout_s, batch=True),
+            config=ConsumerConfig(filter_subjects=subjects if len(subjects) > 1 else []),
+            pull_sub=PullSub(batch_size=s.batch_size, timeout=s.idle_poll_s, batch=True),
             ack_policy=AckPolicy.MANUAL,
             title=f"{self.service}:{durable}",
             description=description,
-        )
-        self._consumers.append((stream, durable))
-
-        async def on_batch(msg: BatchMessage) -> None:
-            processor = self._processors.get(durable)
-            if processor is None:  # before start-up finished: let JetStream redeliver
-                for raw in msg.raw_message:
-                    await raw.nak(delay=1.0)
-                return
-            await processor(msg.raw_message)
-
-        subscriber(on_batch)
-        self._handlers[durable] = handler
+        )(documented)
 
     def document_publisher(self, subject: str, model: type[BaseModel], description: str) -> None:
         """Declare a publication for the AsyncAPI document (publishing itself is batched)."""
-        self.broker.publisher(
+        self.spec_broker.publisher(
             subject,
             stream=JStream("PV_EVENTS", declare=False),
             schema=model,
@@ -151,25 +167,62 @@ class BusWorker:
         self.redis = connect_redis(self.settings.redis_url)
         for hook in self._ready_hooks:
             await hook()
-        for durable, handler in self._handlers.items():
-            self._processors[durable] = BatchProcessor(
-                service=self.service,
-                consumer=durable,
-                handler=handler,
-                publisher=self.publisher,
-                max_deliver=self.settings.max_deliver,
-                retry_base_delay_s=self.settings.retry_base_delay_s,
-            )
         self.log.info(
             "service starting",
             extra={"pv": {"metrics_port": self.metrics_port, "version": __version__}},
         )
 
     async def _after_startup(self) -> None:
+        assert self.js is not None and self.publisher is not None
+        for c in self._consumers:
+            processor = BatchProcessor(
+                service=self.service,
+                consumer=c.durable,
+                handler=c.handler,
+                publisher=self.publisher,
+                max_deliver=self.settings.max_deliver,
+                retry_base_delay_s=self.settings.retry_base_delay_s,
+            )
+            sub = await self.js.pull_subscribe(
+                c.subjects[0] if len(c.subjects) == 1 else "",
+                durable=c.durable,
+                stream=c.stream.name,
+                config=c.config,
+            )
+            self._loops.append(asyncio.create_task(self._pull_loop(c, sub, processor)))
         self._tasks.append(asyncio.create_task(self._poll_consumers()))
         self.log.info("service ready", extra={"pv": {"metrics_port": self.metrics_port}})
 
+    async def _pull_loop(self, c: Consumer, sub: Any, processor: BatchProcessor) -> None:
+        """Fetch → process → settle, until asked to stop; a batch in hand is always settled."""
+        size, idle_wait = self.settings.batch_size, self.settings.idle_poll_s
+        while not self._stopping.is_set():
+            try:
+                msgs = await sub.fetch(size, timeout=idle_wait)
+            except TimeoutError:
+                continue  # idle: nothing arrived during the long poll
+            except Exception as exc:
+                self.log.warning(
+                    "pull failed", extra={"pv": {"consumer": c.durable, "error": repr(exc)[:200]}}
+                )
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                await processor(msgs)
+            except Exception as exc:
+                self.log.error(
+                    "batch not settled",
+                    extra={"pv": {"consumer": c.durable, "error": repr(exc)[:300]}},
+                )
+                await asyncio.sleep(0.5)
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+
     async def _shutdown(self) -> None:
+        # Stop pulling, let the batch in hand settle (acks), then close.
+        self._stopping.set()
+        if self._loops:
+            await asyncio.wait(self._loops, timeout=self.settings.ack_wait_s)
         for t in self._tasks:
             t.cancel()
         if self.redis is not None:
@@ -178,7 +231,8 @@ class BusWorker:
     async def _poll_consumers(self, every_s: float = 5.0) -> None:
         while True:
             assert self.js is not None
-            for stream, durable in self._consumers:
+            for c in self._consumers:
+                stream, durable = c.stream, c.durable
                 with contextlib.suppress(Exception):
                     info = await self.js.consumer_info(stream.name, durable)
                     CONSUMER_PENDING.labels(stream.name, durable).set(info.num_pending or 0)
