@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from portevoix.runtime.embedded import (
     EmbeddedValkey,
     detach_from_terminal,
     free_port,
+    kill_process,
+    stop_process,
 )
 
 SERVICES = ("ingest", "moderation", "scoring", "api")
@@ -55,21 +56,11 @@ class Child:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if not self.alive():
-            return
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc, timeout_s)
 
     def kill(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.kill()
-            self.proc.wait(5)
+        """SIGKILL: a crash, for chaos tests."""
+        kill_process(self.proc)
 
 
 @dataclass
