@@ -43,6 +43,7 @@ class Delivery:
     stream_seq: int
     attempt: int
     msg_id: str | None
+    published_at: float = 0.0  # when JetStream stored it (epoch seconds): for lag metrics
     body: Any = None
     outcome: Outcome = "ok"
     reason: str = ""
@@ -69,6 +70,7 @@ def _decode(raw: Msg) -> Delivery:
         stream_seq=md.sequence.stream,
         attempt=md.num_delivered,
         msg_id=headers.get("Nats-Msg-Id"),
+        published_at=md.timestamp.timestamp() if md.timestamp else 0.0,
     )
     try:
         d.body = orjson.loads(raw.data)

@@ -14,6 +14,8 @@ import orjson
 from nats.js import JetStreamContext
 from pydantic import BaseModel
 
+from portevoix.runtime.metrics import EVENTS_PUBLISHED
+
 
 class PublishError(RuntimeError):
     """JetStream did not acknowledge a publish: the caller must not ack its input."""
@@ -48,9 +50,10 @@ class PublishResult:
 
 
 class EventPublisher:
-    def __init__(self, js: JetStreamContext, timeout_s: float = 5.0) -> None:
+    def __init__(self, js: JetStreamContext, timeout_s: float = 5.0, service: str = "") -> None:
         self._js = js
         self._timeout = timeout_s
+        self._service = service or "unknown"
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> PublishResult:
         """Publish all, wait for every PubAck; raise PublishError if any failed."""
@@ -70,13 +73,17 @@ class EventPublisher:
         errors = [a for a in acks if isinstance(a, BaseException)]
         if errors:
             raise PublishError(f"{len(errors)} of {len(messages)} publishes failed: {errors[0]!r}")
-        for ack in acks:
+        counted: dict[str, int] = {}
+        for message, ack in zip(messages, acks, strict=True):
             dup = bool(getattr(ack, "duplicate", False))
             result.duplicate_flags.append(dup)
             if dup:
                 result.duplicates += 1
             else:
                 result.published += 1
+                counted[message.subject] = counted.get(message.subject, 0) + 1
+        for subject, n in counted.items():
+            EVENTS_PUBLISHED.labels(self._service, subject).inc(n)
         return result
 
     async def publish(self, message: Outgoing) -> PublishResult:

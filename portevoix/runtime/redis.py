@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 
-def connect_redis(url: str) -> Redis:
+def connect_redis(url: str, cluster: bool = False) -> Redis:
+    """A single node, or a Redis Cluster (`PORTEVOIX_REDIS_CLUSTER=true`): every Lua call keeps
+    its keys in one slot (hash tags), so both behave the same for the services."""
+    if cluster:
+        # RedisCluster offers the commands the services use; typed as Redis for them.
+        return RedisCluster.from_url(url, decode_responses=False)  # type: ignore[return-value]
     return Redis.from_url(url, decode_responses=False, health_check_interval=30)
 
 

@@ -23,6 +23,9 @@ class CommonSettings(BaseSettings):
         validation_alias=AliasChoices("REDIS_URL", "PORTEVOIX_REDIS_URL"),
         description="Redis/Valkey URL holding the read models.",
     )
+    redis_cluster: bool = Field(
+        default=False, description="REDIS_URL points at a Redis Cluster (hash-tagged keys)."
+    )
     log_level: str = Field(default="INFO", description="Python log level.")
     metrics_port: int = Field(
         default=0, description="Port of this service's Prometheus endpoint (0 = a free port)."

@@ -25,12 +25,10 @@ from typing import Annotated, Any
 from faststream import AckPolicy, Context, FastStream
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsBatchMessage
-from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig
-from prometheus_client import REGISTRY
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
@@ -74,8 +72,6 @@ class BusWorker:
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
             logger=logging.getLogger(f"faststream.{service}"),
-            # Rate, errors and duration per handler (faststream_received_messages_total, …).
-            middlewares=[NatsPrometheusMiddleware(registry=REGISTRY, app_name=service)],
         )
         # Never connected: it only carries declarations for the AsyncAPI document.
         self.spec_broker = NatsBroker(servers=[s.strip() for s in settings.nats_url.split(",")])
@@ -163,8 +159,10 @@ class BusWorker:
         assert js is not None
         self.js = js
         await ensure_streams(js, replicas=self.settings.stream_replicas)
-        self.publisher = EventPublisher(js, timeout_s=self.settings.publish_timeout_s)
-        self.redis = connect_redis(self.settings.redis_url)
+        self.publisher = EventPublisher(
+            js, timeout_s=self.settings.publish_timeout_s, service=self.service
+        )
+        self.redis = connect_redis(self.settings.redis_url, self.settings.redis_cluster)
         for hook in self._ready_hooks:
             await hook()
         self.log.info(
