@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 
 def _run(script: Path) -> dict[str, Any]:
     started = time.monotonic()
-    proc = subprocess.run(  # noqa: S603 - our own scripts
+    proc = subprocess.run(
         [sys.executable, str(script)],
         capture_output=True,
         text=True,

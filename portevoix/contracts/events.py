@@ -140,6 +140,21 @@ class PointsTablePublished(_Event):
     published_by: str
 
 
+class AmbassadorErased(_Event):
+    """GDPR art. 17: ingest removed an ambassador's personal data; every consumer removes or
+    anonymises what it derived and keeps anonymous aggregates. Carries no handle and no name:
+    only the opaque ambassador id, the team (an organisational unit) and the networks."""
+
+    type: Literal["ambassador.erased"] = "ambassador.erased"
+    ambassador_id: str
+    request_id: str
+    requested_by: Literal["self", "admin", "service"]
+    team: str | None = None
+    networks: list[str] = Field(default_factory=list)
+    existed: bool = Field(description="False when nothing was held (erasure is idempotent).")
+    legal_basis: Literal["gdpr_art17"] = "gdpr_art17"
+
+
 class BadgeAwarded(_Event):
     type: Literal["badge.awarded"] = "badge.awarded"
     ambassador_id: str
@@ -150,6 +165,7 @@ class BadgeAwarded(_Event):
 
 AnyDomainEvent = (
     AmbassadorRegistered
+    | AmbassadorErased
     | PostReceived
     | EngagementReceived
     | PostModerated
@@ -164,6 +180,7 @@ DOMAIN_EVENT: TypeAdapter[AnyDomainEvent] = TypeAdapter(DomainEvent)
 
 EVENT_SUBJECTS: dict[str, str] = {
     "ambassador.registered": "pv.evt.ambassador.registered",
+    "ambassador.erased": "pv.evt.ambassador.erased",
     "post.received": "pv.evt.post.received",
     "engagement.received": "pv.evt.engagement.received",
     "post.moderated": "pv.evt.post.moderated",
@@ -184,6 +201,7 @@ __all__ = [
     "EVENT_SUBJECTS",
     "SCHEMA_VERSION",
     "VERDICT_ORDER",
+    "AmbassadorErased",
     "AmbassadorRegistered",
     "AnyDomainEvent",
     "AppealFiled",

@@ -124,6 +124,19 @@ class EngagementIn(_Strict):
         return self.event_id
 
 
+class ErasureRequested(BaseModel):
+    """Input on `pv.raw.erasure.v1` (GDPR art. 17): erase everything about one ambassador.
+    On the raw stream, so it is ordered after every registration and activity already queued."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["ambassador.erasure_requested"] = "ambassador.erasure_requested"
+    request_id: Identifier
+    ambassador_id: Identifier
+    requested_by: Literal["self", "admin", "service"]
+    requested_at: Timestamp
+
+
 IngestEvent = Annotated[AmbassadorIn | PostIn | EngagementIn, Field(discriminator="type")]
 INGEST_EVENT: TypeAdapter[AmbassadorIn | PostIn | EngagementIn] = TypeAdapter(IngestEvent)
 

@@ -51,8 +51,10 @@ def ledger_key(gen: str, ambassador_id: str) -> str:
 # Ingest: directory indexes, parked-activity bookkeeping, natural-key dedupe, GDPR erasure.
 AMBASSADOR_TEAM = "pv:amb:team:{team}"  # set of ambassador ids of one team
 PARKED_INDEX = "pv:parked:index"  # zset parked hash key -> expiry (unix s), for the gauge/TTL
-NATURAL_KEY = "pv:nk:{digest}"  # string: first event id of a fact (TTL), digest of the key
-ERASED_HANDLE = "pv:erased:{digest}"  # tombstone of an erased handle (TTL), digest only
+# `{{nk}}` / `{{erased}}`: literal hash tags, so one Lua call or MGET per batch stays in one slot.
+NATURAL_KEY = "pv:{{nk}}:{digest}"  # string: first event id of a fact (TTL), digest of the key
+ERASED_HANDLE = "pv:{{erased}}:{digest}"  # tombstone of an erased handle (TTL), digest only
+ERASED_RECENTLY = "pv:{erased}:recent"  # flag: some tombstone may still be live (same TTL)
 ERASURE = "pv:erasure:{request_id}"  # hash: erasure receipt (status, erased_at, counts)
 
 
@@ -109,3 +111,63 @@ def badges_key(gen: str, ambassador_id: str) -> str:
 
 def gen_table_key(gen: str) -> str:
     return GEN_TABLE.format(gen=gen)
+
+
+# -- Moderation (issue "Moderation"): decisions, review queue, audit, charters. ----------------
+# Written by the moderation service, read by the API. Every key shares the `{mod}` hash tag so
+# the one Lua script that applies a change touches one slot (Redis Cluster). Post keys in key
+# names are the platform's `network:post_id`.
+MOD_POST = "pv:{{mod}}:post:{post_key}"  # hash: status, verdict, decision_id, ambassador_id,
+# network, team, text, arrived_at, rules (json), review (json), appeals (count), updated_at
+MOD_DECISIONS = "pv:{{mod}}:decisions:{post_key}"  # list of decision json, oldest first
+MOD_QUEUE = "pv:{mod}:queue"  # zset post_key -> arrival (unix ms): posts waiting for a human
+MOD_QUEUE_BY = "pv:{{mod}}:queue:{facet}:{value}"  # zset, same scores: facet rule|principle|
+# network|team, for filtered reads (ZINTER of several facets)
+MOD_AUDIT = "pv:{{mod}}:audit:{post_key}"  # list of json entries, append-only, oldest first
+MOD_AUDIT_ALL = "pv:{mod}:audit"  # stream: every human action, hold and charter change
+MOD_RULE_STATS = "pv:{mod}:rules"  # hash: fires:<rule>, overturns:<rule>, confirms:<rule>
+MOD_SEEN = "pv:{{mod}}:seen:{event_id}"  # dedupe marker per consumed event (TTL)
+MOD_CHARTERS = "pv:{mod}:charters"  # hash: version -> charter yaml (accepted versions)
+MOD_CHARTER_META = "pv:{mod}:charters:meta"  # hash: version -> json {published_by, at, ...}
+MOD_CHARTER_ACTIVE = "pv:{mod}:charters:active"  # string: the active charter version
+MOD_HISTORY = "pv:{mod}:history"  # stream: recent post signatures shared by every instance
+
+
+def mod_post_key(post_key: str) -> str:
+    return MOD_POST.format(post_key=post_key)
+
+
+def mod_decisions_key(post_key: str) -> str:
+    return MOD_DECISIONS.format(post_key=post_key)
+
+
+def mod_queue_by_key(facet: str, value: str) -> str:
+    return MOD_QUEUE_BY.format(facet=facet, value=value)
+
+
+def mod_audit_key(post_key: str) -> str:
+    return MOD_AUDIT.format(post_key=post_key)
+
+
+def mod_seen_key(event_id: str) -> str:
+    return MOD_SEEN.format(event_id=event_id)
+
+
+# -- API gateway (issue "API gateway"): analytics and idea-box projection, written by the API ------
+# process from `pv.evt.>`. All under the `{an}` hash tag (one Lua call, one Cluster slot). Days are
+# local days (organisation time zone), `YYYY-MM-DD`. Ambassadors appear only as digests here,
+# except in the idea box's post details (removed on `ambassador.erased`).
+ANALYTICS_DAY = (
+    "pv:{{an}}:day:{day}"  # hash: posts, posts:net:<n>, posts:team:<t>, eng, verdict:<v>…
+)
+ANALYTICS_ACTIVE = "pv:{{an}}:active:{day}"  # set: digests of ambassadors active that day
+ANALYTICS_TAGS = "pv:{{an}}:tags:{day}"  # zset: hashtag (normalised) -> posts that day
+ANALYTICS_SEEN = "pv:{{an}}:seen:{day}"  # set: event ids already applied (idempotency)
+ANALYTICS_POST = (
+    "pv:{{an}}:post:{post_key}"  # hash: team, network, day, idea, hidden, eng, eng:<t>…
+)
+ANALYTICS_AMBASSADOR = "pv:{{an}}:amb:{ambassador_id}"  # hash: team
+ANALYTICS_AMBASSADOR_IDEAS = "pv:{{an}}:amb-ideas:{ambassador_id}"  # set: idea post keys
+ANALYTICS_REGISTERED = "pv:{an}:registered"  # set: digests of consenting registered ambassadors
+ANALYTICS_IDEAS = "pv:{an}:ideas"  # zset: post_key -> engagement (visible idea posts)
+API_KEYS = "pv:apikeys"  # hash: API key id -> json metadata (role, ambassador_id, label; no secret)

@@ -26,6 +26,12 @@ from nats.js.errors import NotFoundError
 DAY = 24 * 3600
 
 RAW_SUBJECT = "pv.raw.v1"
+ERASURE_SUBJECT = "pv.raw.erasure.v1"  # GDPR erasure requests, ordered with the raw input
+# Core NATS request/reply (not a stream): the API hands signed webhooks to ingest, which holds
+# the per-network secrets and the payload adapters.
+WEBHOOK_RPC_SUBJECT = "pv.rpc.ingest.webhook.v1"
+# Likewise the API asks moderation (which owns the charter engine) to validate a charter.
+CHARTER_VALIDATE_RPC_SUBJECT = "pv.rpc.moderation.charter.validate.v1"
 WEBHOOK_SUBJECT_PREFIX = "pv.raw.webhook"  # pv.raw.webhook.<network>
 DLQ_SUBJECT_PREFIX = "pv.dlq"  # pv.dlq.<service>
 

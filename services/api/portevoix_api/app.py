@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import sys
 from collections.abc import AsyncIterator
@@ -9,8 +10,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import nats
+import nats.errors
 import orjson
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,8 +23,16 @@ from portevoix.runtime.metrics import SERVICE_UP
 from portevoix.runtime.publisher import EventPublisher
 from portevoix.runtime.redis import connect_redis
 from portevoix.runtime.streams import ensure_streams
+from portevoix_api.body_limit import BodyLimitMiddleware
+from portevoix_api.etag import ETagMiddleware
+from portevoix_api.jwks import JwtVerifier
 from portevoix_api.metrics import RedMiddleware
-from portevoix_api.problems import install_problem_handlers
+from portevoix_api.micro_cache import MicroCacheMiddleware
+from portevoix_api.openapi import complete_openapi
+from portevoix_api.problems import error_responses, install_problem_handlers, problem_response
+from portevoix_api.projections.projector import AnalyticsProjector
+from portevoix_api.projections.store import AnalyticsStore
+from portevoix_api.rate_limit import RateLimiter
 from portevoix_api.routes import discover_routers
 from portevoix_api.settings import ApiSettings
 
@@ -31,6 +41,10 @@ ASYNCAPI_DIR = Path(__file__).resolve().parents[3] / "docs" / "asyncapi"
 TAGS = [
     {"name": "events", "description": "Ingest contract v1: ambassadors, posts, engagement."},
     {"name": "leaderboards", "description": "Ambassadors ranked by points, per period."},
+    {"name": "api-keys", "description": "Bearer tokens: create (shown once), list, revoke."},
+    {"name": "analytics", "description": "Participation, posts, engagement, hashtags, verdicts."},
+    {"name": "ideas", "description": "The idea box: idea posts ranked by engagement."},
+    {"name": "feed", "description": "Live Server-Sent Events feed of domain events."},
     {"name": "health", "description": "Liveness and readiness."},
     {"name": "docs", "description": "Event (AsyncAPI) documentation."},
 ]
@@ -52,14 +66,27 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         await ensure_streams(js, replicas=settings.stream_replicas)
         app.state.nc = nc
         app.state.publisher = EventPublisher(js, timeout_s=settings.publish_timeout_s)
-        app.state.redis = connect_redis(settings.redis_url)
+        redis = connect_redis(settings.redis_url)
+        app.state.redis = redis
+        app.state.rate_limiter = RateLimiter(
+            redis, settings.rate_limits, settings.rate_limit_period_s
+        )
+        app.state.analytics_store = AnalyticsStore(redis)
+        projector = AnalyticsProjector(nc, redis, settings)
+        app.state.projector = projector
+        if settings.analytics_projection:
+            await projector.start()
         SERVICE_UP.labels("api").set(1)
         log.info("api ready", extra={"pv": {"port": settings.port, "version": __version__}})
         try:
             yield
         finally:
-            await app.state.redis.aclose()
-            await nc.drain()
+            await projector.stop()
+            await redis.aclose()
+            try:
+                await asyncio.wait_for(nc.drain(), timeout=5.0)
+            except (TimeoutError, nats.errors.Error):
+                await nc.close()
 
     app = FastAPI(
         title="Porte-Voix API",
@@ -75,15 +102,30 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         print(f"PORTEVOIX_ADMIN_TOKEN not set; generated: {token}", file=sys.stderr)
     app.state.admin_token = token
     app.state.settings = settings
+    app.state.jwt_verifier = JwtVerifier(settings) if settings.jwks_url else None
+    app.state.feed_clients = 0
     install_problem_handlers(app)
-    app.add_middleware(RedMiddleware)
+    # Outermost last: RED (metrics, access log, last-resort 500) > CORS (also on errors) >
+    # body limit (413 before reading) > ETag (leaderboards) > micro-cache (leaderboards) > FastAPI.
+    if settings.response_cache_ms and settings.response_cache_prefixes:
+        app.add_middleware(
+            MicroCacheMiddleware,
+            prefixes=settings.response_cache_prefixes,
+            ttl_ms=settings.response_cache_ms,
+        )
+    if settings.etag_prefixes:
+        app.add_middleware(ETagMiddleware, prefixes=settings.etag_prefixes)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-None-Match"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match", "Last-Event-ID"],
+            expose_headers=["ETag", "Location", "Retry-After", "WWW-Authenticate"],
+            max_age=600,
         )
+    app.add_middleware(RedMiddleware)
     for router in discover_routers():
         app.include_router(router)
 
@@ -92,15 +134,19 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # A route rather than a mount: a mount answers /metrics with a 307 to /metrics/.
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/asyncapi/{service}.json", tags=["docs"], summary="AsyncAPI of a service's events")
-    async def asyncapi(service: str) -> JSONResponse:
+    @app.get(
+        "/asyncapi/{service}.json",
+        tags=["docs"],
+        summary="AsyncAPI of a service's events",
+        responses=error_responses(404),
+    )
+    async def asyncapi(request: Request, service: str) -> JSONResponse:
         path = ASYNCAPI_DIR / f"{service}.json"
         if service not in ("ingest", "moderation", "scoring") or not path.exists():
-            return JSONResponse(
-                {"type": "about:blank", "title": "Not found", "status": 404,
-                 "detail": f"no AsyncAPI document for {service!r}"},
-                status_code=404, media_type="application/problem+json",
-            )  # fmt: skip
+            return problem_response(
+                request, 404, "Not found", f"no AsyncAPI document for {service!r}", "not-found"
+            )
         return JSONResponse(content=orjson.loads(path.read_bytes()))
 
+    complete_openapi(app)
     return app

@@ -9,6 +9,7 @@ from typing import Annotated, Any, TextIO
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .charter import Charter, CharterEngine, CharterError, InMemoryPostHistory
@@ -52,7 +53,7 @@ def test_cmd(
     console.print(table)
     for f in failures:
         verb = "did not fire on" if f.expectation == "must_match" else "fired on"
-        console.print(f"[red]✗[/] {f.rule} {verb}: {f.text!r}", markup=True, highlight=False)
+        console.print(f"[red]✗[/] {escape(f.rule)} {verb}: {escape(repr(f.text))}", highlight=False)
     console.print(f"{len(results) - len(failures)}/{len(results)} examples passed")
     raise typer.Exit(1 if failures else 0)
 

@@ -1,4 +1,5 @@
-"""Moderation's bus adapter: posts → charter engine → decisions (stored and published)."""
+"""Moderation's bus adapters: posts → charter engine → decisions (stored, published, queued);
+moderators' reviews and ambassadors' appeals → queue, audit trail, per-rule counters."""
 
 from __future__ import annotations
 
@@ -8,12 +9,31 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from portevoix.contracts.events import EVENT_SUBJECTS, FindingOut, PostModerated, PostReceived
+from portevoix.contracts.events import (
+    DOMAIN_EVENT,
+    EVENT_SUBJECTS,
+    AppealFiled,
+    FindingOut,
+    PostModerated,
+    PostReceived,
+    PostReviewed,
+)
 from portevoix.runtime.delivery import Delivery
 from portevoix.runtime.publisher import EventPublisher, Outgoing
 from portevoix_moderation.charter import CharterEngine, Decision, PostToCheck
-from portevoix_moderation.decisions import DecisionStore
-from portevoix_moderation.metrics import CHECK_SECONDS, FINDINGS, VERDICTS
+from portevoix_moderation.domain.lifecycle import on_appeal, on_decision, on_review
+from portevoix_moderation.domain.notification import notification
+from portevoix_moderation.history_sync import SharedPostHistory
+from portevoix_moderation.metrics import (
+    APPEALS,
+    CHECK_SECONDS,
+    FINDINGS,
+    OVERTURNS,
+    REVIEWS,
+    VERDICTS,
+)
+from portevoix_moderation.store import Change, ModerationStore, now_ms
+from portevoix_moderation.webhooks import WebhookNotifier
 
 PRODUCER = "moderation"
 
@@ -37,13 +57,36 @@ def to_event(post: PostReceived, decision: Decision) -> PostModerated:
     )
 
 
+def to_check(p: PostReceived) -> PostToCheck:
+    return PostToCheck(
+        post_id=p.post_key,
+        text=p.text,
+        kind=p.kind,
+        network=p.network,
+        lang=p.lang,
+        author_registered=True,  # ingest parks unknown authors
+        author_consenting=True,  # and withholds non-consenting ones
+        campaign=p.campaign,
+        ambassador_id=p.ambassador_id,
+        occurred_at=p.occurred_at,
+    )
+
+
 class ModerationPipeline:
     def __init__(
-        self, engine: CharterEngine, store: DecisionStore, publisher: EventPublisher
+        self,
+        engine: CharterEngine,
+        store: ModerationStore,
+        publisher: EventPublisher,
+        *,
+        notifier: WebhookNotifier | None = None,
+        history: SharedPostHistory | None = None,
     ) -> None:
-        self.engine = engine
+        self.engine = engine  # replaced whole when a charter is activated (hot reload)
         self._store = store
         self._pub = publisher
+        self._notifier = notifier
+        self._history = history
 
     async def handle(self, batch: Sequence[Delivery]) -> None:
         posts: list[PostReceived] = []
@@ -54,31 +97,81 @@ class ModerationPipeline:
                 d.reject("invalid_event", f"not a valid post.received: {exc.errors()[0]['msg']}")
         if not posts:
             return
+        if self._history is not None:
+            await self._history.pull()
+        engine = self.engine  # one charter for the whole batch, even if a reload lands now
         started = time.perf_counter()
-        decisions = self.engine.check_many(
-            [
-                PostToCheck(
-                    post_id=p.post_key,
-                    text=p.text,
-                    kind=p.kind,
-                    network=p.network,
-                    lang=p.lang,
-                    author_registered=True,  # ingest parks unknown authors
-                    author_consenting=True,  # and withholds non-consenting ones
-                    campaign=p.campaign,
-                    ambassador_id=p.ambassador_id,
-                    occurred_at=p.occurred_at,
-                )
-                for p in posts
-            ]
-        )
+        decisions = engine.check_many([to_check(p) for p in posts])
         CHECK_SECONDS.observe(time.perf_counter() - started)
         events = [to_event(p, dec) for p, dec in zip(posts, decisions, strict=True)]
-        for ev in events:
-            VERDICTS.labels(ev.verdict).inc()
-            for f in ev.findings:
-                FINDINGS.labels(f.rule, f.principle, f.verdict).inc()
-        await self._store.save_many(events)
+        records, teams = await self._store.load(
+            (p.post_key for p in posts), (p.ambassador_id for p in posts)
+        )
+        changes: list[Change] = []
+        for p, ev in zip(posts, events, strict=True):
+            rec, fx = on_decision(
+                records.get(p.post_key), ev, text=p.text, network=p.network,
+                team=teams.get(p.ambassador_id), now_ms=now_ms(),
+            )  # fmt: skip
+            records[p.post_key] = rec  # a second version of the post in this batch sees it
+            changes.append(Change(f"post:{p.event_id}", p.post_key, rec, fx, ev))
+        applied = await self._store.apply(changes)
         await self._pub.publish_many(
             [Outgoing.of_event(EVENT_SUBJECTS["post.moderated"], e) for e in events]
         )
+        if self._history is not None:
+            await self._history.push()
+        for c, new in zip(changes, applied, strict=True):
+            if not new or c.decision is None:
+                continue
+            VERDICTS.labels(c.decision.verdict).inc()
+            for f in c.decision.findings:
+                FINDINGS.labels(f.rule, f.principle, f.verdict).inc()
+            self._notify(c, c.decision.decision_id)
+
+    async def handle_human(self, batch: Sequence[Delivery]) -> None:
+        """Reviews (approve / reject / take down) and appeals."""
+        events: list[tuple[Delivery, PostReviewed | AppealFiled]] = []
+        for d in batch:
+            try:
+                ev = DOMAIN_EVENT.validate_python(d.body)
+            except ValidationError as exc:
+                d.reject("invalid_event", f"not a valid review or appeal: {exc.errors()[0]['msg']}")
+                continue
+            if not isinstance(ev, PostReviewed | AppealFiled):
+                d.reject("invalid_event", f"unexpected event type {ev.type!r} on {d.subject}")
+                continue
+            events.append((d, ev))
+        if not events:
+            return
+        records, _ = await self._store.load(ev.post_key for _, ev in events)
+        changes: list[Change] = []
+        for _, ev in events:
+            prev = records.get(ev.post_key)
+            if isinstance(ev, PostReviewed):
+                rec, fx = on_review(prev, ev)
+            else:
+                rec, fx = on_appeal(prev, ev, now_ms())
+            records[ev.post_key] = rec
+            changes.append(Change(f"{ev.type}:{ev.event_id}", ev.post_key, rec, fx))
+        applied = await self._store.apply(changes)
+        for (_, ev), c, new in zip(events, changes, applied, strict=True):
+            if not new:
+                continue
+            if isinstance(ev, PostReviewed):
+                REVIEWS.labels(ev.outcome).inc()
+                for rule in c.effects.overturned:
+                    OVERTURNS.labels(rule).inc()
+                self._notify(c, ev.review_id, moderator=ev.moderator, outcome=ev.outcome,
+                             note=ev.note)  # fmt: skip
+            else:
+                APPEALS.inc()
+                self._notify(c, ev.appeal_id, appeal=ev.message)
+
+    def _notify(self, c: Change, delivery_id: str, **extra: str | None) -> None:
+        if self._notifier is None or c.effects.notify is None or c.record is None:
+            return
+        self._notifier.offer(
+            c.effects.notify, notification(c.effects.notify, c.record, delivery_id=delivery_id,
+                                           **extra)
+        )  # fmt: skip

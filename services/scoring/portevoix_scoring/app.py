@@ -1,4 +1,4 @@
-"""Scoring service: domain events → points, ledgers and leaderboards in Redis."""
+"""Scoring service: domain events → points, ledgers, leaderboards, reach and badges in Redis."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from portevoix.contracts.events import EVENT_SUBJECTS
+from portevoix.contracts.events import EVENT_SUBJECTS, BadgeAwarded
 from portevoix.runtime.delivery import Delivery
 from portevoix.runtime.streams import EVENTS
 from portevoix.runtime.worker import BusWorker, require
@@ -16,21 +16,43 @@ from portevoix_scoring.pipeline import ScoringPipeline
 from portevoix_scoring.settings import ScoringSettings
 from portevoix_scoring.store import ScoreStore
 
+SUBJECTS = [
+    EVENT_SUBJECTS["ambassador.registered"],
+    EVENT_SUBJECTS["post.received"],
+    EVENT_SUBJECTS["engagement.received"],
+    EVENT_SUBJECTS["post.moderated"],
+    EVENT_SUBJECTS["post.reviewed"],
+    EVENT_SUBJECTS["points_table.published"],
+]
+
 settings = ScoringSettings()
 worker = BusWorker(
     "scoring",
     settings,
     description="Awards points for posts and the engagement they earn, holding them while a "
-    "post awaits or is in review; writes ledgers and leaderboards.",
+    "post awaits or is in review; writes ledgers, leaderboards, reach and badges.",
 )
 pipeline: ScoringPipeline | None = None
 
 
 async def _ready() -> None:
     global pipeline
-    table = load_table(Path(settings.points_table)) if settings.points_table else default_table()
-    store = await ScoreStore.open(require(worker.redis, "redis"))
-    pipeline = ScoringPipeline(Scorer(table, ZoneInfo(settings.timezone)), store)
+    configured = (
+        load_table(Path(settings.points_table)) if settings.points_table else default_table()
+    )
+    # The live generation's table wins: it is what history was computed with (a new table
+    # takes effect through `portevoix scores rebuild --table`).
+    store, table = await ScoreStore.open(require(worker.redis, "redis"), configured)
+    pipeline = ScoringPipeline(
+        Scorer(table, ZoneInfo(settings.timezone)),
+        store,
+        publisher=require(worker.publisher, "publisher"),
+    )
+    if table.version != configured.version:
+        worker.log.warning(
+            "configured points table differs from the live generation's; run a rebuild to use it",
+            extra={"pv": {"live": table.version, "configured": configured.version}},
+        )
 
 
 async def handle_events(batch: Sequence[Delivery]) -> None:
@@ -41,12 +63,14 @@ worker.on_ready(_ready)
 worker.consume(
     stream=EVENTS,
     durable="scoring",
-    subjects=[
-        EVENT_SUBJECTS["post.received"],
-        EVENT_SUBJECTS["engagement.received"],
-        EVENT_SUBJECTS["post.moderated"],
-    ],
+    subjects=SUBJECTS,
     handler=handle_events,
-    description="Posts, engagement and moderation verdicts.",
+    description="Ambassadors, posts, engagement, moderation verdicts and reviews, points tables.",
+)
+worker.document_publisher(
+    EVENT_SUBJECTS["badge.awarded"],
+    BadgeAwarded,
+    "A badge or level an ambassador earned; each is awarded once (event id "
+    "`badge:<ambassador_id>:<badge>`).",
 )
 app = worker.app

@@ -11,3 +11,7 @@ LEADERBOARD_LAG = Histogram(
     "From an event's publication by ingest/moderation to its effect on the leaderboards.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+BADGES = Counter("pv_badges_awarded_total", "Badges awarded, by badge.", ["badge"])
+REBUILD_EVENTS = Counter(
+    "pv_scoring_rebuild_events_total", "Events replayed by `portevoix scores rebuild`."
+)

@@ -1,80 +1,301 @@
-"""Scoring's bus adapter: domain events → the pure scorer → one atomic Redis step per event."""
+"""Scoring's bus adapter: domain events → the pure scorer → one atomic Redis step per event.
+
+A batch is read in at most two pipelined round trips (post states, reaction markers, ambassador
+states and dedupe markers; then the ambassador states the loaded posts point to), computed in
+memory in stream order, and written with one pipeline of EVALSHA. A step refused because another
+instance changed a state it read (CONFLICT), or because a rebuild swapped generations (STALE), is
+recomputed from fresh states, in order, a few times before the message is handed back to
+JetStream for a delayed redelivery.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import orjson
 from pydantic import ValidationError
 
 from portevoix.contracts.events import (
     DOMAIN_EVENT,
+    AmbassadorRegistered,
     EngagementReceived,
+    PointsTablePublished,
     PostModerated,
     PostReceived,
+    PostReviewed,
 )
+from portevoix.contracts.readmodels import SCORING_PAUSE, SCORING_TABLES, gen_table_key
 from portevoix.runtime.delivery import Delivery
-from portevoix_scoring.domain.scorer import Scorer
-from portevoix_scoring.metrics import EVENTS_SCORED, LEADERBOARD_LAG, POINTS
-from portevoix_scoring.store import APPLIED, CONFLICT, ScoreStore
+from portevoix.runtime.publisher import EventPublisher, Outgoing
+from portevoix.runtime.redis import text
+from portevoix_scoring.domain.ambassador_state import AmbassadorState
+from portevoix_scoring.domain.post_state import PostState
+from portevoix_scoring.domain.scorer import Effects, Scored, Scorer
+from portevoix_scoring.domain.table import load_table
+from portevoix_scoring.metrics import BADGES, EVENTS_SCORED, LEADERBOARD_LAG, POINTS
+from portevoix_scoring.store import (
+    APPLIED,
+    CONFLICT,
+    DUPLICATE,
+    STALE,
+    Guard,
+    ScoreStore,
+    Versioned,
+)
 
-Scored = PostReceived | EngagementReceived | PostModerated
+log = logging.getLogger("portevoix.scoring")
+SCORED_TYPES = (PostReceived, EngagementReceived, PostModerated, PostReviewed, AmbassadorRegistered)
+BADGE_SUBJECT = "pv.evt.badge.awarded"
+
+
+def reaction_of(event: Scored) -> tuple[str, str, str] | None:
+    """(post key, kind, actor) of a like or share: one counts per actor per post."""
+    if isinstance(event, EngagementReceived) and event.engagement in ("like", "share"):
+        return event.post_key, event.engagement, event.actor_ambassador_id or event.actor
+    return None
+
+
+def post_of(event: Scored) -> str | None:
+    return None if isinstance(event, AmbassadorRegistered) else event.post_key
+
+
+@dataclass
+class _Post:
+    version: str
+    state: PostState
+
+
+@dataclass
+class _Ambassador:
+    version: str
+    state: AmbassadorState
+
+
+class _Loaded:
+    """The batch's states in memory, with the versions they must still have in Redis."""
+
+    def __init__(self) -> None:
+        self.posts: dict[str, _Post] = {}
+        self.ambassadors: dict[str, _Ambassador] = {}
+
+    def ambassador(self, ambassador_id: str) -> AmbassadorState:
+        return self.ambassadors[ambassador_id].state
+
+
+@dataclass
+class Outcome:
+    result: int
+    effects: Effects | None = None
 
 
 class ScoringPipeline:
-    def __init__(self, scorer: Scorer, store: ScoreStore) -> None:
-        self._scorer = scorer
-        self._store = store
+    def __init__(
+        self,
+        scorer: Scorer,
+        store: ScoreStore,
+        *,
+        publisher: EventPublisher | None = None,
+        attempts: int = 4,
+        pause_wait_s: float = 60.0,
+    ) -> None:
+        self.scorer = scorer
+        self.store = store
+        self._pub = publisher
+        self._attempts = attempts
+        self._pause_wait_s = pause_wait_s
+        self._outbox_checked = 0.0
 
+    # -- bus adapter -----------------------------------------------------------------------
     async def handle(self, batch: Sequence[Delivery]) -> None:
         work: list[tuple[Delivery, Scored]] = []
+        tables: list[PointsTablePublished] = []
         for d in batch:
             try:
                 event = DOMAIN_EVENT.validate_python(d.body)
             except ValidationError as exc:
                 d.reject("invalid_event", f"not a valid domain event: {exc.errors()[0]['msg']}")
                 continue
-            if isinstance(event, PostReceived | EngagementReceived | PostModerated):
+            if isinstance(event, SCORED_TYPES):
                 work.append((d, event))
+            elif isinstance(event, PointsTablePublished):
+                tables.append(event)
             # Other event types carry nothing to score: acked as they are.
-        if not work:
-            return
-        loaded, seen = await self._store.load(
-            (e.post_key for _, e in work), (e.event_id for _, e in work)
-        )
-        pipe = self._store.pipeline()
-        staged: list[tuple[Delivery, Scored, dict[str, int]]] = []
+        if tables:
+            await self._keep_tables(tables)
+        if work:
+            outcomes = await self.apply([e for _, e in work])
+            now = time.time()
+            tally: dict[str, int] = {}
+            moved: dict[str, float] = {}
+            for (d, event), out in zip(work, outcomes, strict=True):
+                if out.result in (CONFLICT, STALE):
+                    d.retry("states changed concurrently (another instance or a rebuild)")
+                    tally["conflict"] = tally.get("conflict", 0) + 1
+                elif out.result == APPLIED:
+                    tally["applied"] = tally.get("applied", 0) + 1
+                    if out.effects is not None:
+                        for entry in out.effects.ledger:
+                            moved[entry.op] = moved.get(entry.op, 0) + abs(entry.points)
+                        for b in out.effects.badges:
+                            BADGES.labels(b.badge).inc()
+                    LEADERBOARD_LAG.observe(max(0.0, now - event.occurred_at.timestamp()))
+                else:
+                    tally["duplicate"] = tally.get("duplicate", 0) + 1
+            for outcome, n in tally.items():
+                EVENTS_SCORED.labels(outcome).inc(n)
+            for op, cp in moved.items():
+                POINTS.labels(op).inc(cp / 100)
+            if any(o.effects is not None and o.effects.badges for o in outcomes):
+                self._outbox_checked = 0.0
+        await self.flush_outbox()
+
+    async def _keep_tables(self, tables: list[PointsTablePublished]) -> None:
+        """Published tables are kept by version: `portevoix scores rebuild --table VERSION`."""
+        valid: dict[str | bytes, str | bytes] = {}
+        for t in tables:
+            try:
+                valid[t.version] = load_table(t.table_yaml).dumps()
+            except ValueError as exc:
+                log.warning("published points table refused", extra={"pv": {"error": str(exc)}})
+        if valid:
+            await self.store.redis.hset(SCORING_TABLES, mapping=valid)  # type: ignore[arg-type]
+
+    async def flush_outbox(self, every_s: float = 5.0) -> int:
+        """Publish what the outbox holds (badges), then drop it: at least once, deduplicated
+        by JetStream on the event id (`Nats-Msg-Id`)."""
+        if self._pub is None or time.monotonic() - self._outbox_checked < every_s:
+            return 0
+        self._outbox_checked = time.monotonic()
+        items = await self.store.outbox()
+        if not items:
+            return 0
+        out = []
+        for raw in items:
+            body = orjson.loads(raw)
+            out.append(
+                Outgoing(
+                    subject=BADGE_SUBJECT,
+                    msg_id=str(body["event_id"]),
+                    payload=raw,
+                    headers={"Pv-Event-Type": "badge.awarded", "Pv-Schema-Version": "1"},
+                )
+            )
+        await self._pub.publish_many(out)
+        await self.store.outbox_done(items)
+        return len(items)
+
+    # -- core ------------------------------------------------------------------------------
+    async def apply(self, events: Sequence[Scored]) -> list[Outcome]:
+        """Apply events in order; recompute the ones refused (CONFLICT/STALE) a few times."""
+        outcomes: list[Outcome] = [Outcome(CONFLICT)] * len(events)
+        pending = list(range(len(events)))
+        for _ in range(self._attempts):
+            results = await self._apply_once([events[i] for i in pending])
+            stale = False
+            retry: list[int] = []
+            for i, out in zip(pending, results, strict=True):
+                outcomes[i] = out
+                if out.result in (CONFLICT, STALE):
+                    retry.append(i)
+                    stale = stale or out.result == STALE
+            if stale:
+                await self.follow_generation()
+            pending = retry
+            if not pending:
+                break
+        return outcomes
+
+    async def follow_generation(self) -> None:
+        """After STALE: wait out a rebuild's swap pause, then move to the live generation."""
+        r = self.store.redis
+        deadline = time.monotonic() + self._pause_wait_s
+        while time.monotonic() < deadline:
+            if not await r.exists(SCORING_PAUSE):
+                break
+            await asyncio.sleep(0.02)
+        gen = await self.store.live_generation()
+        if gen != self.store.gen:
+            raw = await r.get(gen_table_key(gen))
+            if raw:
+                self.scorer = Scorer(load_table(text(raw)), self.scorer.tz)
+            self.store = ScoreStore(r, gen, live=self.store.live)
+            log.info("scoring moved to a new generation", extra={"pv": {"generation": gen}})
+
+    async def _apply_once(self, events: Sequence[Scored]) -> list[Outcome]:
+        store = self.store
+        mem = _Loaded()
+        post_keys = {pk for e in events if (pk := post_of(e)) is not None}
+        reactions = {r: store.reaction_key(*r) for e in events if (r := reaction_of(e))}
+        wanted: set[str] = set()
+        for e in events:
+            wanted |= Scorer.needs(e)
+        keys = [store.post_key(pk) for pk in post_keys]
+        keys += list(reactions.values()) + [store.ambassador_key(a) for a in wanted]
+        states, seen = await store.load(keys, (e.event_id for e in events))
+        for pk in post_keys:
+            v = states[store.post_key(pk)]
+            mem.posts[pk] = _Post(v.version, PostState.loads(pk, v.raw))
+        # Second read: ambassadors the loaded posts point to (authors, early colleagues).
+        more: set[str] = set()
+        for slot in mem.posts.values():
+            more |= Scorer.post_needs(slot.state)
+        more -= wanted
+        if more:
+            extra, _ = await store.load([store.ambassador_key(a) for a in more], ())
+            states.update(extra)
+        for aid in wanted | more:
+            v = states[store.ambassador_key(aid)]
+            mem.ambassadors[aid] = _Ambassador(v.version, AmbassadorState.loads(aid, v.raw))
+        react_versions = {r: states[k].version for r, k in reactions.items()}
+
+        batch = store.batch(publish_badges=self._pub is not None)
+        token = secrets.token_hex(8)
+        staged: list[tuple[int, Effects]] = []
+        outcomes: list[Outcome] = [Outcome(DUPLICATE) for _ in events]
         in_batch: set[str] = set()
-        for d, event in work:
+        for idx, event in enumerate(events):
             if event.event_id in seen or event.event_id in in_batch:
-                EVENTS_SCORED.labels("duplicate").inc()
                 continue
             in_batch.add(event.event_id)
-            current = loaded[event.post_key]
-            effects = self._scorer.apply(current.state, event)
-            await self._store.stage(
-                pipe,
-                post_key=event.post_key,
-                expected_version=current.version,
-                state=current.state,
-                event_id=event.event_id,
-                effects=effects,
-            )
-            current.version += 1
-            moved: dict[str, int] = {}
-            for entry in effects.ledger:
-                moved[entry.op] = moved.get(entry.op, 0) + entry.points
-            staged.append((d, event, moved))
-        results = await self._store.commit(pipe)
-        now = time.time()
-        for (d, event, moved), result in zip(staged, results, strict=True):
-            if result == CONFLICT:
-                d.retry("post state changed concurrently (another scoring instance)")
-                EVENTS_SCORED.labels("conflict").inc()
-            elif result == APPLIED:
-                EVENTS_SCORED.labels("applied").inc()
-                for op, pts in moved.items():
-                    POINTS.labels(op).inc(abs(pts))
-                LEADERBOARD_LAG.observe(max(0.0, now - event.occurred_at.timestamp()))
-            else:
-                EVENTS_SCORED.labels("duplicate").inc()
+            pk = post_of(event)
+            post = mem.posts[pk].state if pk is not None else None
+            reaction = reaction_of(event)
+            reacted = reaction is not None and react_versions[reaction] != ""
+            fx = self.scorer.apply(event, post, mem, reacted=reacted)
+            guards: list[Guard] = []
+            if pk is not None and post is not None:
+                guards.append(Guard(store.post_key(pk), mem.posts[pk].version, post))
+            for aid in fx.wrote | fx.read:
+                amb = mem.ambassadors[aid]
+                state = amb.state if aid in fx.wrote else None
+                guards.append(Guard(store.ambassador_key(aid), amb.version, state))
+            if reaction is not None:
+                value = b"1" if fx.reaction else None
+                guards.append(Guard(reactions[reaction], react_versions[reaction], value))
+                if fx.reaction:
+                    react_versions[reaction] = token  # later steps see the like as given
+            batch.add(idx, event.event_id, guards, fx)
+            staged.append((idx, fx))
+        if not staged:
+            return outcomes
+        status, where = await store.commit(batch, token)
+        if status == APPLIED:
+            for idx, fx in staged:
+                outcomes[idx] = Outcome(APPLIED, fx)
+        elif status == DUPLICATE:
+            # Applied meanwhile by another instance: the rest is recomputed without them.
+            dup = set(where)
+            for idx, _ in staged:
+                outcomes[idx] = Outcome(DUPLICATE if idx in dup else CONFLICT)
+        else:
+            for idx, _ in staged:
+                outcomes[idx] = Outcome(status)
+        return outcomes
+
+
+__all__ = ["ScoringPipeline", "Versioned", "reaction_of"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import nats.errors
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from portevoix.contracts.ingest import describe_validation_error, parse_ingest_event
-from portevoix.runtime.publisher import EventPublisher, Outgoing
+from portevoix.runtime.publisher import EventPublisher, Outgoing, PublishError, PublishResult
 from portevoix.runtime.streams import RAW_SUBJECT
 from portevoix_api.auth import Admin
 from portevoix_api.problems import Problem
@@ -89,7 +90,10 @@ def _split(body: bytes, content_type: str) -> list[Any]:
     description="One event object, a JSON array of events, or NDJSON (`application/x-ndjson`). "
     "Each event is validated, then published with its `event_id` as `Nats-Msg-Id`: a resent "
     "event is reported as `duplicate`. Results are per item; if every item is invalid the "
-    "answer is a 422 problem naming the bad fields.",
+    "answer is a 422 problem naming the bad fields. At most `PORTEVOIX_MAX_BATCH_EVENTS` "
+    "(10,000) events and `PORTEVOIX_MAX_BODY_BYTES` (10 MiB) per request (413 beyond). If the "
+    "event bus is down the answer is a 503 problem with `Retry-After`: re-send the same "
+    "events, their ids make it safe.",
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -116,37 +120,63 @@ async def ingest_events(request: Request, _who: Admin) -> Any:
         raise Problem(
             413, "Payload too large", f"{len(items)} events; at most {settings.max_batch_events}"
         )
-    results: list[ItemResult] = []
+    # Plain dicts on this path: a 10,000-event batch must not build 10,000 response models.
+    results: list[dict[str, Any]] = []
     outgoing: list[tuple[int, Outgoing]] = []
     for i, raw in enumerate(items):
         try:
             event = parse_ingest_event(raw)
         except ValidationError as exc:
-            errors = [ItemError(**r.model_dump()) for r in describe_validation_error(exc)]
+            errors = [r.model_dump(mode="json") for r in describe_validation_error(exc)]
             eid = raw.get("event_id") if isinstance(raw, dict) else None
             results.append(
-                ItemResult(index=i, event_id=eid if isinstance(eid, str) else None,
-                           status="rejected", errors=errors)
+                {"index": i, "event_id": eid if isinstance(eid, str) else None,
+                 "status": "rejected", "errors": errors}
             )  # fmt: skip
             continue
         key = event.idempotency_key()
-        results.append(ItemResult(index=i, event_id=key, status="accepted"))
+        results.append({"index": i, "event_id": key, "status": "accepted", "errors": []})
         outgoing.append((i, Outgoing(RAW_SUBJECT, key, orjson.dumps(raw))))
     if not outgoing:
-        fields = sorted({e.field for r in results for e in r.errors})
+        fields = sorted({e["field"] for r in results for e in r["errors"]})
         raise Problem(
             422, "Invalid request", f"no valid event; invalid field(s): {', '.join(fields)}",
-            kind="invalid-events", results=[r.model_dump(mode="json") for r in results],
+            kind="invalid-events", results=results,
         )  # fmt: skip
     publisher: EventPublisher = request.app.state.publisher
-    published = await publisher.publish_many([o for _, o in outgoing])
+    published = await publish_or_503(request, publisher, [o for _, o in outgoing])
     for (i, _), dup in zip(outgoing, published.duplicate_flags, strict=True):
         if dup:
-            results[i].status = "duplicate"
-    summary = IngestResult(
-        accepted=sum(r.status == "accepted" for r in results),
-        duplicates=sum(r.status == "duplicate" for r in results),
-        rejected=sum(r.status == "rejected" for r in results),
-        results=results,
-    )
-    return JSONResponse(summary.model_dump(mode="json"), status_code=202)
+            results[i]["status"] = "duplicate"
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for r in results:
+        counts[r["status"]] += 1
+    summary = {
+        "accepted": counts["accepted"],
+        "duplicates": counts["duplicate"],
+        "rejected": counts["rejected"],
+        "results": results,
+    }
+    return Response(orjson.dumps(summary), status_code=202, media_type="application/json")
+
+
+async def publish_or_503(
+    request: Request, publisher: EventPublisher, messages: list[Outgoing]
+) -> PublishResult:
+    """Publish with PubAcks; a bus that is down or slow is a 503 the caller can retry (the
+    event ids make the retry safe), never a 500."""
+    nc = request.app.state.nc
+    if nc.is_closed:
+        raise _unavailable("the event bus connection is closed")
+    try:
+        return await publisher.publish_many(messages)
+    except (PublishError, nats.errors.Error, TimeoutError, OSError) as exc:
+        detail = f"the event bus did not acknowledge the events ({type(exc).__name__})"
+        raise _unavailable(detail) from exc
+
+
+def _unavailable(detail: str) -> Problem:
+    return Problem(
+        503, "Service unavailable", detail + "; retry later with the same event ids",
+        kind="bus-unavailable", headers={"Retry-After": "5"},
+    )  # fmt: skip

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from portevoix.contracts.events import (
+    SCHEMA_VERSION,
     AmbassadorRegistered,
     EngagementReceived,
     PostReceived,
@@ -37,6 +38,7 @@ __all__ = [
     "MAX_FUTURE_SKEW",
     "classify_time",
     "detect_language",
+    "engagement_received_payload",
     "extract_hashtags",
     "extract_links",
     "extract_mentions",
@@ -86,10 +88,18 @@ def _drop_tag_chars(text: str) -> str:
     return "".join(out)
 
 
+# Categories Cc and Cs (controls, lone surrogates) except "\n" and "\t": a regex, not a per-char
+# unicodedata loop, because this runs on every post on the hot path.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# Anything any normalisation step would touch; ordinary text skips straight to NFC and trimming.
+_NEEDS_WORK = re.compile(
+    f"{_LINE_BREAKS.pattern}|{_CONTROLS.pattern}|{_ALWAYS_INVISIBLE.pattern}|[\u200c\u200d]"
+    "|[\U000e0000-\U000e007f]"
+)
+
+
 def _drop_controls(text: str) -> str:
-    return "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
-    )
+    return _CONTROLS.sub("", text)
 
 
 def normalise_text(text: str) -> str:
@@ -97,6 +107,10 @@ def normalise_text(text: str) -> str:
 
     Idempotent: normalise_text(normalise_text(t)) == normalise_text(t).
     """
+    if _NEEDS_WORK.search(text) is None:
+        if not unicodedata.is_normalized("NFC", text):
+            text = unicodedata.normalize("NFC", text)
+        return _TRAILING_SPACES.sub("", text).strip()
     text = _LINE_BREAKS.sub("\n", text)
     text = _drop_controls(text)
     text = _ALWAYS_INVISIBLE.sub("", text)
@@ -175,12 +189,16 @@ def extract_links(text: str) -> list[str]:
     return _dedupe(link for _, _, link in _link_spans(normalise_text(text)))
 
 
-def _mask_links(text: str) -> str:
-    # "example.com/#ancre" or "…/@alice" inside a URL is neither a hashtag nor a mention.
+def _mask_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
     out = text
-    for start, end, _ in reversed(_link_spans(text)):
+    for start, end, _ in reversed(spans):
         out = out[:start] + " " * (end - start) + out[end:]
     return out
+
+
+def _mask_links(text: str) -> str:
+    # "example.com/#ancre" or "…/@alice" inside a URL is neither a hashtag nor a mention.
+    return _mask_spans(text, _link_spans(text))
 
 
 # A hashtag starts after a non-word character (so "C#" or "page#3" are not hashtags), may use the
@@ -199,15 +217,32 @@ def extract_hashtags(text: str) -> list[str]:
 
     "#idée #Collaborateur #IDÉE" -> ["idée", "collaborateur"].
     """
-    masked = _mask_links(normalise_text(text))
+    return _hashtags_of(_mask_links(normalise_text(text)))
+
+
+def _hashtags_of(masked: str) -> list[str]:
+    if "#" not in masked and "＃" not in masked:
+        return []
     tags = (m.group(1).lower() for m in _HASHTAG.finditer(masked))
     return _dedupe(t for t in tags if any(c.isalpha() for c in t))
 
 
 def extract_mentions(text: str) -> list[str]:
     """Mentioned handles, normalised like contract handles (no '@', case-folded), deduplicated."""
-    masked = _mask_links(normalise_text(text))
+    return _mentions_of(_mask_links(normalise_text(text)))
+
+
+def _mentions_of(masked: str) -> list[str]:
+    if "@" not in masked:
+        return []
     return _dedupe(normalise_handle(m.group(1)) for m in _MENTION.finditer(masked))
+
+
+def _entities(text: str) -> tuple[list[str], list[str], list[str]]:
+    """(hashtags, mentions, links) of already-normalised text, finding link spans only once."""
+    spans = _link_spans(text)
+    masked = _mask_spans(text, spans) if spans else text
+    return _hashtags_of(masked), _mentions_of(masked), _dedupe(link for _, _, link in spans)
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,7 +278,7 @@ def _identifier(langs: tuple[str, ...]) -> LanguageIdentifier:
 
 
 def _letters(text: str) -> int:
-    return sum(1 for c in text if c.isalpha())
+    return sum(map(str.isalpha, text))
 
 
 def normalise_lang_tag(tag: str) -> str:
@@ -257,10 +292,56 @@ def detect_language(text: str, allowed: Iterable[str] = DEFAULT_LANGS) -> str | 
     Mixed FR/EN posts are split into sentences; each sentence votes for its language weighted by
     its letter count, so the language most of the post is written in wins.
     """
-    langs = tuple(sorted({normalise_lang_tag(lang) for lang in allowed}))
+    return _detect(normalise_text(text), _lang_set(tuple(allowed)))
+
+
+@lru_cache(maxsize=16)
+def _lang_set(allowed: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted({normalise_lang_tag(lang) for lang in allowed}))
+
+
+# Function words of one of French and English only ("a", "on", "me", "as"… are
+# left out where the other language uses the same spelling).
+def _wordset(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_FR_WORDS = _wordset(
+    "le la les des du de un une et est sont pour pas avec dans sur nous vous notre nos votre vos "
+    "ce cette ces qui que au aux en ne plus très tout tous toute être avoir à il elle ils elles "
+    "je tu mais ou où donc car leur leurs son sa ses mon ma mes été sommes êtes cet par"
+)
+_EN_WORDS = _wordset(
+    "the and is are for not with in we you our your this that these those who to of an be have "
+    "it at by from was were will would can could has had they them their my his her its been "
+    "what which when where there here all just about"
+)
+_WORDS = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+
+
+def _function_word_verdict(text: str) -> str | None:
+    """fr or en when the post's function words leave no doubt, else None (ask the model).
+
+    A fast path: py3langid reads every byte through Python (~0.2 ms a post); most posts are
+    plainly one language. Mixed or unusual posts fall through to the sentence vote below.
+    """
+    fr = en = 0
+    for word in _WORDS.findall(text.lower()):
+        if word in _FR_WORDS:
+            fr += 1
+        elif word in _EN_WORDS:
+            en += 1
+    if fr >= 3 and fr >= 5 * en:
+        return "fr"
+    if en >= 3 and en >= 5 * fr:
+        return "en"
+    return None
+
+
+def _detect(normalised: str, langs: tuple[str, ...]) -> str | None:
     if not langs:
         return None
-    cleaned = _NON_LINGUISTIC.sub(" ", normalise_text(text))
+    cleaned = _NON_LINGUISTIC.sub(" ", normalised)
     # Hashtags carry words ("#fierté") but the '#' itself is noise for the n-gram model.
     cleaned = cleaned.replace("#", " ").replace("＃", " ")
     total = _letters(cleaned)
@@ -268,13 +349,20 @@ def detect_language(text: str, allowed: Iterable[str] = DEFAULT_LANGS) -> str | 
         return None
     if len(langs) == 1:
         return langs[0]
+    if langs == ("en", "fr"):
+        clear = _function_word_verdict(cleaned)
+        if clear is not None:
+            return clear
     ident = _identifier(langs)
     votes: dict[str, float] = {}
-    for segment in _SEGMENTS.split(cleaned):
-        n = _letters(segment)
-        if n >= _MIN_SEGMENT_LETTERS:
-            lang, conf = ident.classify(segment)
-            votes[lang] = votes.get(lang, 0.0) + n * conf
+    voters = [(seg, n) for seg in _SEGMENTS.split(cleaned) if (n := _letters(seg))]
+    voters = [(seg, n) for seg, n in voters if n >= _MIN_SEGMENT_LETTERS]
+    if len(voters) == 1:
+        # One voting sentence decides alone: its confidence cannot change the winner.
+        return str(ident.classify(voters[0][0])[0])
+    for segment, n in voters:
+        lang, conf = ident.classify(segment)
+        votes[lang] = votes.get(lang, 0.0) + n * conf
     if not votes:
         # Only short fragments: classify the whole text at once.
         lang, _ = ident.classify(cleaned)
@@ -302,7 +390,9 @@ def to_post_received(
 ) -> PostReceived:
     """PostReceived for a validated post; event_id is the input's: re-ingestion is a duplicate."""
     text = normalise_text(post.text)
-    lang = normalise_lang_tag(post.lang) if post.lang else detect_language(text, allowed_langs)
+    langs = _lang_set(tuple(allowed_langs))
+    lang = normalise_lang_tag(post.lang) if post.lang else _detect(text, langs)
+    hashtags, mentions, links = _entities(text)
     return PostReceived(
         event_id=post.event_id,
         occurred_at=_utc(post.occurred_at),
@@ -318,9 +408,9 @@ def to_post_received(
         lang=lang,
         campaign=post.campaign,
         followers=post.followers,
-        hashtags=extract_hashtags(text),
-        mentions=extract_mentions(text),
-        links=extract_links(text),
+        hashtags=hashtags,
+        mentions=mentions,
+        links=links,
     )
 
 
@@ -430,3 +520,29 @@ def classify_time(
             value=iso,
         )
     return None
+
+
+def engagement_received_payload(
+    e: EngagementIn, actor_ambassador_id: str | None, producer: str
+) -> dict[str, object]:
+    """The JSON object of `to_engagement_received(...)`, built without a pydantic round trip.
+
+    Engagements are most of the traffic; the input is already validated, so re-validating the
+    output model costs more than the rest of their processing. Equality with the model is a
+    unit test. Datetimes stay objects: the caller serialises with orjson (OPT_UTC_Z).
+    """
+    text = normalise_text(e.text) if e.text is not None else None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": e.event_id,
+        "occurred_at": _utc(e.occurred_at),
+        "producer": producer,
+        "type": "engagement.received",
+        "engagement": e.type,
+        "post_key": f"{e.network}:{e.post_id}",
+        "network": e.network,
+        "post_id": e.post_id,
+        "actor": e.actor,
+        "actor_ambassador_id": actor_ambassador_id,
+        "text": text or None,
+    }

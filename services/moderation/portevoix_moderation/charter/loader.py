@@ -56,9 +56,15 @@ def _validation_error(exc: ValidationError, raw: Any, source: str) -> CharterErr
     return CharterError(f"{path}: {msg}{more}", source=source, rule=rule_id)
 
 
-def load_charter(path_or_text: str | Path) -> Charter:
+def load_charter_text(text: str) -> Charter:
+    """Load a charter from YAML text received from outside (API, bus): never read as a path,
+    and files it names resolve only against the shipped data directory."""
+    return load_charter(text, _untrusted=True)
+
+
+def load_charter(path_or_text: str | Path, *, _untrusted: bool = False) -> Charter:
     """Load a charter from a path or from YAML text; raise ``CharterError`` if it is broken."""
-    if isinstance(path_or_text, Path) or _looks_like_path(path_or_text):
+    if not _untrusted and (isinstance(path_or_text, Path) or _looks_like_path(path_or_text)):
         path = Path(path_or_text)
         source = str(path)
         try:
@@ -67,8 +73,8 @@ def load_charter(path_or_text: str | Path) -> Charter:
             raise CharterError(f"cannot read charter: {exc.strerror}", source=source) from None
         base_dirs: tuple[str, ...] = (str(path.parent), str(DATA_DIR))
     else:
-        text, source = path_or_text, "<text>"
-        base_dirs = (os.getcwd(), str(DATA_DIR))
+        text, source = str(path_or_text), "<text>"
+        base_dirs = (str(DATA_DIR),) if _untrusted else (os.getcwd(), str(DATA_DIR))
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

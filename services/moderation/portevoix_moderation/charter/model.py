@@ -30,17 +30,7 @@ class Principle(StrEnum):
     humilite = "humilite"
 
 
-PRINCIPLE_LABELS: dict[str, dict[str, str]] = {
-    "sincerite": {"fr": "Sincérité", "en": "Sincerity"},
-    "correction": {"fr": "Correction", "en": "Propriety"},
-    "modestie": {"fr": "Modestie", "en": "Modesty"},
-    "vraisemblance": {"fr": "Vraisemblance", "en": "Credibility"},
-    "conversation": {"fr": "Conversation", "en": "Conversation"},
-    "utilite": {"fr": "Utilité", "en": "Usefulness"},
-    "responsabilite": {"fr": "Responsabilité", "en": "Responsibility"},
-    "circonspection": {"fr": "Circonspection", "en": "Caution"},
-    "humilite": {"fr": "Humilité", "en": "Humility"},
-}
+# Ids and labels are a public contract (portevoix/contracts/charter.py).
 
 _ACCENTS = str.maketrans("éèêàùûîôç", "eeeauuioc")
 

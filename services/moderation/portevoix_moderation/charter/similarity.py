@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import zlib
+from typing import TypeAlias
 
+import numpy as np
 from datasketch import MinHash
 
 NUM_PERM = 64
 _BASE = MinHash(num_perm=NUM_PERM, seed=7, hashfunc=zlib.crc32)
-# Precomputed permutations: building them is most of datasketch's per-object cost.
-_PERMS = _BASE.permutations
-_SCHEME = _BASE.scheme
 
-Signature = MinHash
+Signature: TypeAlias = MinHash
 
 
 def shingles(words: list[str], n: int = 3) -> list[bytes]:
@@ -22,10 +22,28 @@ def shingles(words: list[str], n: int = 3) -> list[bytes]:
 
 
 def signature(words: list[str]) -> Signature:
-    m = MinHash(num_perm=NUM_PERM, hashfunc=zlib.crc32, permutations=_PERMS, scheme=_SCHEME)
+    # A shallow copy of a prepared empty MinHash skips datasketch's per-object set-up
+    # (permutation parsing is most of its cost); only the hash values are per post.
+    m = copy.copy(_BASE)
+    m.hashvalues = _BASE.hashvalues.copy()
     m.update_batch(shingles(words))
     return m
 
 
 def similarity(a: Signature, b: Signature) -> float:
-    return float(a.jaccard(b))
+    """Estimated Jaccard similarity (share of equal MinHash slots).
+
+    Same estimate as ``MinHash.jaccard`` without its per-call checks: every signature here
+    comes from ``signature()`` (same seed and permutations)."""
+    return int(np.count_nonzero(a.hashvalues == b.hashvalues)) / NUM_PERM
+
+
+def signature_bytes(sig: Signature) -> bytes:
+    """The signature's hash values, for sharing the history between instances."""
+    return bytes(sig.hashvalues.astype(_BASE.hashvalues.dtype).tobytes())
+
+
+def signature_from_bytes(raw: bytes) -> Signature:
+    m = copy.copy(_BASE)
+    m.hashvalues = np.frombuffer(raw, dtype=_BASE.hashvalues.dtype).copy()
+    return m

@@ -190,11 +190,14 @@ def skeleton_of_entry(entry: str) -> str:
 
 
 _WS = re.compile(r"\s+")
+_WS_TO_FIX = re.compile(r"\s\s|[^\S ]")  # only rewrite when whitespace is not single spaces
 
 
 def content_hash(text: str) -> str:
     """sha256 of the NFC, whitespace-collapsed text: stable across cosmetic edits."""
-    normal = _WS.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    normal = _WS.sub(" ", text).strip() if _WS_TO_FIX.search(text) else text.strip()
     return hashlib.sha256(normal.encode("utf-8")).hexdigest()
 
 

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
-Status = Literal["unseen", "pending", "released", "held", "blocked"]
+Status = Literal["unseen", "pending", "released", "held", "blocked", "removed"]
 
 
 @dataclass
 class HeldItem:
-    """Points earned but not paid yet: the post is unseen, awaiting a verdict, or in review."""
+    """Points earned but not paid yet: the post is unseen, awaiting a verdict, or in review.
+
+    `points` is in centipoints, final (weights, multiplier and caps applied) once the item is
+    earned; `earned` is False while the post's author is unknown (engagement before its post)."""
 
     event_id: str
     rule: str
     points: int
     at: str  # when the action happened (ISO, UTC): the period it counts in
     actor: str | None = None  # ambassador id of the engaging colleague, if any
+    earned: bool = True
 
 
 @dataclass
@@ -26,15 +30,30 @@ class PostState:
     post_key: str
     author: str | None = None
     kind: str | None = None
+    network: str | None = None
     verdict: str | None = None  # latest moderation verdict: allow | nudge | review | block
+    review: str | None = None  # a moderator's outcome: approved | rejected | taken_down
+    campaigns: list[str] = field(default_factory=list)
+    multiplier: float = 1.0
+    impressions: int = 0  # estimated impressions of the post (followers × reach rate)
     held: list[HeldItem] = field(default_factory=list)
+    voided: list[HeldItem] = field(default_factory=list)  # held items of a blocked post
     # Points paid, by local action day: what a later reversal must take back, period by period.
     credited: dict[str, int] = field(default_factory=dict)
+    # Reach paid (impressions, reactions, clicks, emv per currency): what a reversal takes back.
+    reach: dict[str, int] = field(default_factory=dict)
 
     @property
     def status(self) -> Status:
         if self.author is None:
             return "unseen"
+        # A moderator's decision overrides the automated verdict.
+        if self.review == "approved":
+            return "released"
+        if self.review == "rejected":
+            return "blocked"
+        if self.review == "taken_down":
+            return "removed"
         if self.verdict is None:
             return "pending"
         if self.verdict in ("allow", "nudge"):
@@ -44,7 +63,7 @@ class PostState:
         return "blocked"
 
     def dumps(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)  # orjson serialises dataclasses natively (and fast)
 
     @classmethod
     def loads(cls, post_key: str, raw: bytes | None) -> PostState:
@@ -52,4 +71,5 @@ class PostState:
             return cls(post_key=post_key)
         data: dict[str, Any] = orjson.loads(raw)
         data["held"] = [HeldItem(**h) for h in data.get("held", [])]
+        data["voided"] = [HeldItem(**h) for h in data.get("voided", [])]
         return cls(**data)

@@ -1,25 +1,49 @@
-"""The points rules as a pure state machine: (post state, event) → new state + effects.
+"""The points rules as a pure state machine: (states, event) → new states + effects.
 
-The service applies the effects atomically in Redis; `portevoix score` applies them in memory.
-Both run this code, which is what makes online and offline results equal.
+The service applies the effects atomically in Redis; `portevoix score` and the rebuild apply them
+with the same code, which is what makes online, offline and rebuilt results equal.
 
 Lifecycle of a post's points (the post's author earns them, for the post and its engagement):
 - unseen (engagement before its post) or pending (no verdict yet) → held;
-- verdict allow/nudge → released: every held item is paid, later items are paid at once;
+- verdict allow/nudge, or a moderator's approval → released: every held item is paid, later items
+  are paid at once; a moderator's decision overrides the automated verdict;
 - verdict review → still held (released on approval);
-- verdict block → held items are voided, nothing is ever paid;
-- a paid post that is later blocked (re-moderation) → every point paid is reversed.
+- verdict block or rejection → held items are voided, nothing is paid (an approval restores them);
+- a paid post later blocked, rejected or taken down → every point paid is reversed.
+
+Fair play, applied when an item is earned (its post's author known): no points for engaging with
+one's own post (but an author's comment on it is a `reply`); one like and one share per actor per
+post; fellow ambassadors' engagement weighted; reciprocal colleague rings discounted; daily caps
+per ambassador and action in the organisation's time zone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from portevoix.contracts.events import EngagementReceived, PostModerated, PostReceived
+from portevoix.contracts.events import (
+    AmbassadorRegistered,
+    EngagementReceived,
+    PostModerated,
+    PostReceived,
+    PostReviewed,
+)
+from portevoix_scoring.domain.ambassador_state import AmbassadorState
 from portevoix_scoring.domain.post_state import HeldItem, PostState
-from portevoix_scoring.domain.table import PointsTable
+from portevoix_scoring.domain.table import CP, PointsTable
+
+Scored = PostReceived | EngagementReceived | PostModerated | PostReviewed | AmbassadorRegistered
+EMV_UNIT = 10_000  # EMV is accumulated in 1/10,000 of a currency unit: integer, exact sums
+REACTIONS = ("like", "share", "comment")
+
+
+def points_out(cp: int) -> int | float:
+    """Centipoints as the points people read: 1050 → 10.5, 1000 → 10."""
+    return cp // CP if cp % CP == 0 else cp / CP
 
 
 @dataclass(frozen=True)
@@ -28,21 +52,25 @@ class LedgerEntry:
 
     ambassador_id: str
     op: str  # award | hold | release | void | reverse
-    points: int
-    rule: str
+    points: int  # centipoints
+    rule: str  # the table action, with a suffix naming a fair-play rule (":cap", ":colleague"…)
     event_id: str
     post_key: str
     at: str  # when the action happened
+    cause: str | None = None  # the event that caused a release, void or reversal
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        d: dict[str, object] = {
             "op": self.op,
-            "points": self.points,
+            "points": points_out(self.points),
             "rule": self.rule,
             "event_id": self.event_id,
             "post_key": self.post_key,
             "at": self.at,
         }
+        if self.cause:
+            d["cause"] = self.cause
+        return d
 
 
 @dataclass(frozen=True)
@@ -50,118 +78,332 @@ class Credit:
     """A change of an ambassador's score, counted in the periods of `day` (organisation's zone)."""
 
     ambassador_id: str
-    points: int
+    points: int  # centipoints
     day: str  # YYYY-MM-DD, local to the organisation
+    team: str | None = None
+    campaigns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReachDelta:
+    """Reach and earned media value moved by a payment or a reversal."""
+
+    ambassador_id: str
+    values: dict[str, int]  # impressions, reactions, clicks, posts, emv:<CUR> (1/10,000 units)
+
+
+@dataclass(frozen=True)
+class BadgeGrant:
+    ambassador_id: str
+    badge: str
+    title: dict[str, str]
+    reason_event_id: str
+    at: str
+    level: bool = False
+
+    @property
+    def event_id(self) -> str:
+        return f"badge:{self.ambassador_id}:{self.badge}"
 
 
 @dataclass
 class Effects:
     ledger: list[LedgerEntry] = field(default_factory=list)
     credits: list[Credit] = field(default_factory=list)
+    reach: list[ReachDelta] = field(default_factory=list)
+    badges: list[BadgeGrant] = field(default_factory=list)
+    wrote: set[str] = field(default_factory=set)  # ambassador states changed
+    read: set[str] = field(default_factory=set)  # ambassador states read (guarded, not written)
+    reaction: bool = False  # the (post, kind, actor) reaction marker is set by this event
+
+
+class Ambassadors(Protocol):
+    """Where the scorer finds ambassador states (Redis-loaded in the service, a dict offline)."""
+
+    def ambassador(self, ambassador_id: str) -> AmbassadorState: ...
+
+
+class AmbassadorBook:
+    """Ambassador states in memory (offline scoring, tests); created on first use."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, AmbassadorState] = {}
+
+    def ambassador(self, ambassador_id: str) -> AmbassadorState:
+        state = self.states.get(ambassador_id)
+        if state is None:
+            state = self.states[ambassador_id] = AmbassadorState(ambassador_id)
+        return state
 
 
 def _iso(ts: datetime) -> str:
     return ts.isoformat()
 
 
+def base_rule(rule: str) -> str:
+    return rule.split(":", 1)[0]
+
+
 class Scorer:
     def __init__(self, table: PointsTable, tz: ZoneInfo | None = None) -> None:
         self.table = table
         self.tz = tz or ZoneInfo("UTC")
+        self.local_day = lru_cache(maxsize=65_536)(self._local_day)
 
-    def local_day(self, at: str) -> str:
+    def _local_day(self, at: str) -> str:
         return datetime.fromisoformat(at).astimezone(self.tz).date().isoformat()
 
+    # -- what an event touches (the service loads these states before applying) ------------
+    @staticmethod
+    def needs(event: Scored) -> set[str]:
+        """Ambassador states `apply` may read or write, as far as the event tells."""
+        out: set[str] = set()
+        if isinstance(event, AmbassadorRegistered | PostReceived):
+            out.add(event.ambassador_id)
+        if isinstance(event, EngagementReceived) and event.actor_ambassador_id:
+            out.add(event.actor_ambassador_id)
+        return out
+
+    @staticmethod
+    def post_needs(post: PostState) -> set[str]:
+        """Ambassador states a post's events may touch: its author, the colleagues of its
+        engagement not earned yet."""
+        out = {i.actor for i in post.held if i.actor and not i.earned}
+        if post.author:
+            out.add(post.author)
+        return out
+
     def apply(
-        self, state: PostState, event: PostReceived | EngagementReceived | PostModerated
+        self,
+        event: Scored,
+        post: PostState | None,
+        world: Ambassadors,
+        *,
+        reacted: bool = False,
     ) -> Effects:
+        """`reacted`: the engagement's actor already liked/shared this post (its marker exists)."""
+        fx = Effects()
+        if isinstance(event, AmbassadorRegistered):
+            self._amb(world, event.ambassador_id, fx).team = event.team
+            return fx
+        assert post is not None, "post events need their post state"
         if isinstance(event, PostReceived):
-            return self.on_post(state, event)
-        if isinstance(event, EngagementReceived):
-            return self.on_engagement(state, event)
-        return self.on_moderated(state, event)
+            self.on_post(post, event, world, fx)
+        elif isinstance(event, EngagementReceived):
+            self.on_engagement(post, event, world, fx, reacted)
+        elif isinstance(event, PostModerated):
+            post.verdict = event.verdict
+            self._settle(post, event.event_id, world, fx)
+        else:
+            post.review = event.outcome
+            self._settle(post, event.event_id, world, fx)
+        return fx
+
+    @staticmethod
+    def _amb(world: Ambassadors, aid: str, fx: Effects, *, write: bool = True) -> AmbassadorState:
+        (fx.wrote if write else fx.read).add(aid)
+        if write:
+            fx.read.discard(aid)
+        return world.ambassador(aid)
 
     # -- events ----------------------------------------------------------------------------
-    def on_post(self, state: PostState, ev: PostReceived) -> Effects:
-        fx = Effects()
-        if state.author is not None:
-            return fx  # the post is already known (an edit or a replay): its points are set
-        state.author, state.kind = ev.ambassador_id, ev.kind
-        rule = "original_post" if ev.kind == "original" else "relay"
-        items = [HeldItem(ev.event_id, rule, self.table.points(rule), _iso(ev.occurred_at))]
-        items += state.held  # engagement that arrived before its post
-        state.held = []
-        for item in items:
-            self._earn(state, item, fx)
-        return fx
-
-    def on_engagement(self, state: PostState, ev: EngagementReceived) -> Effects:
-        fx = Effects()
-        item = HeldItem(
-            ev.event_id,
-            ev.engagement,
-            self.table.points(ev.engagement),
-            _iso(ev.occurred_at),
-            ev.actor_ambassador_id,
+    def on_post(self, post: PostState, ev: PostReceived, world: Ambassadors, fx: Effects) -> None:
+        if post.author is not None:
+            return  # the post is already known (an edit or a replay): its points are set
+        at = _iso(ev.occurred_at)
+        day = self.local_day(at)
+        post.author, post.kind, post.network = ev.ambassador_id, ev.kind, ev.network
+        post.campaigns, post.multiplier = self.table.campaigns_of(
+            ev.post_key, ev.campaign, ev.hashtags, ev.occurred_at, day
         )
-        if state.author is None:
-            state.held.append(item)  # kept until its post arrives
-            return fx
-        self._earn(state, item, fx)
-        return fx
+        reach = self.table.reach_of(ev.network)
+        followers = ev.followers if ev.followers is not None else reach.default_followers
+        post.impressions = round(followers * reach.reach_rate)
+        rule = "original_post" if ev.kind == "original" else "relay"
+        own = HeldItem(ev.event_id, rule, 0, at, earned=False)
+        early, post.held = post.held, []  # engagement that arrived before its post
+        for item in [own, *early]:
+            self._place(post, self._earn(post, item, world, fx), ev.event_id, world, fx)
 
-    def on_moderated(self, state: PostState, ev: PostModerated) -> Effects:
-        fx = Effects()
-        state.verdict = ev.verdict
-        if state.author is None:
-            return fx  # verdict before post (redelivery order): applied when the post arrives
-        status = state.status
-        if status == "released":
-            for item in state.held:
-                self._pay(state, item, fx, op="release")
-            state.held = []
-        elif status == "blocked":
-            for item in state.held:
-                fx.ledger.append(self._entry(state, item, "void", 0))
-            state.held = []
-            for day, pts in sorted(state.credited.items()):
-                if pts:
-                    fx.ledger.append(
-                        LedgerEntry(state.author, "reverse", -pts, "takedown",
-                                    ev.event_id, state.post_key, day)
-                    )  # fmt: skip
-                    fx.credits.append(Credit(state.author, -pts, day))
-            state.credited = {}
-        return fx
+    def on_engagement(
+        self,
+        post: PostState,
+        ev: EngagementReceived,
+        world: Ambassadors,
+        fx: Effects,
+        reacted: bool,
+    ) -> None:
+        item = HeldItem(
+            ev.event_id, ev.engagement, 0, _iso(ev.occurred_at), ev.actor_ambassador_id, False
+        )
+        if ev.engagement in ("like", "share"):
+            if reacted:  # one like and one share per actor per post
+                if post.author is not None:
+                    fx.ledger.append(self._entry(post, item, "void", 0, f"{item.rule}:repeat"))
+                return
+            fx.reaction = True
+        if post.author is None:
+            post.held.append(item)  # kept until its post arrives
+            return
+        self._place(post, self._earn(post, item, world, fx), ev.event_id, world, fx)
 
     # -- rules -----------------------------------------------------------------------------
-    def _earn(self, state: PostState, item: HeldItem, fx: Effects) -> None:
-        assert state.author is not None
-        if item.actor is not None and item.actor == state.author and item.rule != "original_post":
-            fx.ledger.append(self._entry(state, item, "void", 0, rule=f"{item.rule}:self"))
-            return  # no points for engaging with one's own post
-        status = state.status
-        if status == "released":
-            self._pay(state, item, fx, op="award")
-        elif status == "blocked":
-            fx.ledger.append(self._entry(state, item, "void", 0))
-        else:
-            state.held.append(item)
-            fx.ledger.append(self._entry(state, item, "hold", item.points))
+    def _earn(self, post: PostState, item: HeldItem, world: Ambassadors, fx: Effects) -> HeldItem:
+        """The item with its final points: table × campaign × colleague/ring weights, capped."""
+        assert post.author is not None and post.network is not None
+        author, actor = post.author, item.actor
+        rule = item.rule
+        suffix = ""
+        if actor is not None and actor == author and rule not in ("original_post", "relay"):
+            if rule != "comment":
+                return HeldItem(item.event_id, f"{rule}:self", 0, item.at, actor, earned=True)
+            rule = "reply"  # an author answering the comments on their post
+        day = self.local_day(item.at)
+        weight = post.multiplier
+        me = self._amb(world, author, fx)
+        if actor is not None and actor != author:
+            weight *= self.table.fair_play.colleague_weight
+            suffix = ":colleague"
+            rings = self.table.fair_play.rings
+            if rule in rings.actions:
+                given = me.count_from(actor, day, rings.window_days)
+                them = self._amb(world, actor, fx, write=actor in fx.wrote)
+                back = them.received_from(author, day, rings.window_days)
+                if given > rings.threshold and back >= rings.threshold:
+                    weight *= rings.weight
+                    suffix = ":ring"
+        wanted = round(self.table.cp(rule, post.network) * weight)
+        granted = me.capped(day, rule, wanted, self.table.daily_cap_cp(rule))
+        if granted < wanted:
+            suffix += ":cap"
+        return HeldItem(item.event_id, rule + suffix, granted, item.at, actor, earned=True)
 
-    def _pay(self, state: PostState, item: HeldItem, fx: Effects, *, op: str) -> None:
-        assert state.author is not None
-        fx.ledger.append(self._entry(state, item, op, item.points))
+    def _place(
+        self, post: PostState, item: HeldItem, cause: str, world: Ambassadors, fx: Effects
+    ) -> None:
+        if item.rule.endswith(":self"):
+            fx.ledger.append(self._entry(post, item, "void", 0))
+            return
+        status = post.status
+        if status == "released":
+            self._pay(post, item, world, fx, op="award")
+        elif status in ("blocked", "removed"):
+            fx.ledger.append(self._entry(post, item, "void", 0, cause=cause))
+            if status == "blocked":
+                post.voided.append(item)
+        else:
+            post.held.append(item)
+            fx.ledger.append(self._entry(post, item, "hold", item.points))
+
+    def _settle(self, post: PostState, cause: str, world: Ambassadors, fx: Effects) -> None:
+        """A verdict or a review changed the post's status: release, void or reverse."""
+        if post.author is None:
+            return  # verdict before post (redelivery order): applied when the post arrives
+        status = post.status
+        if status == "released":
+            items, post.held, post.voided = post.held + post.voided, [], []
+            for item in items:
+                self._pay(post, item, world, fx, op="release", cause=cause)
+        elif status in ("blocked", "removed"):
+            for item in post.held:
+                fx.ledger.append(self._entry(post, item, "void", 0, cause=cause))
+            if status == "blocked":
+                post.voided += post.held
+            post.held = []
+            self._reverse(post, cause, world, fx)
+
+    def _pay(
+        self,
+        post: PostState,
+        item: HeldItem,
+        world: Ambassadors,
+        fx: Effects,
+        *,
+        op: str,
+        cause: str | None = None,
+    ) -> None:
+        assert post.author is not None
+        fx.ledger.append(self._entry(post, item, op, item.points, cause=cause))
+        me = self._amb(world, post.author, fx)
+        day = self.local_day(item.at)
         if item.points:
-            day = self.local_day(item.at)
-            fx.credits.append(Credit(state.author, item.points, day))
-            state.credited[day] = state.credited.get(day, 0) + item.points
+            fx.credits.append(Credit(post.author, item.points, day, me.team, tuple(post.campaigns)))
+            post.credited[day] = post.credited.get(day, 0) + item.points
+            me.points += item.points
+        rule = base_rule(item.rule)
+        values: dict[str, int] = {}
+        changed = {"points"} if item.points else set()
+        if rule in ("original_post", "relay"):
+            values = {"posts": 1, "impressions": post.impressions}
+            kind = "original_posts" if rule == "original_post" else "relays"
+            me.bump("posts")
+            me.bump(kind)
+            me.active_on(day)
+            changed |= {"posts", kind, "streak_days"}
+        elif rule in REACTIONS:
+            values = {"reactions": 1}
+            me.bump("reactions_received")
+            changed.add("reactions_received")
+            if rule == "comment":
+                me.bump("comments_received")
+                changed.add("comments_received")
+        elif rule == "click":
+            values = {"clicks": 1}
+        if values:
+            values.update(self._emv(post.network or "other", values))
+            for k, v in values.items():
+                post.reach[k] = post.reach.get(k, 0) + v
+            fx.reach.append(ReachDelta(post.author, values))
+        for badge in self.table.badges:
+            if (
+                badge.metric in changed
+                and badge.id not in me.badges
+                and me.metric(badge.metric) >= badge.threshold
+            ):
+                me.badges.append(badge.id)
+                fx.badges.append(
+                    BadgeGrant(post.author, badge.id, dict(badge.title), item.event_id, item.at,
+                               badge.level)
+                )  # fmt: skip
+
+    def _emv(self, network: str, values: dict[str, int]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for currency, rates in self.table.emv.items():
+            r = rates.get(network) or rates["default"]
+            value = r.cpm * values.get("impressions", 0) / 1000 + r.cpc * (
+                r.reaction_multiplier * values.get("reactions", 0) + values.get("clicks", 0)
+            )
+            out[f"emv:{currency}"] = round(value * EMV_UNIT)
+        return out
+
+    def _reverse(self, post: PostState, cause: str, world: Ambassadors, fx: Effects) -> None:
+        assert post.author is not None
+        if not post.credited and not post.reach:
+            return
+        me = self._amb(world, post.author, fx)
+        why = "takedown" if post.status == "removed" else "rejected"
+        for day, pts in sorted(post.credited.items()):
+            if pts:
+                fx.ledger.append(
+                    LedgerEntry(post.author, "reverse", -pts, why, cause, post.post_key, day, cause)
+                )
+                fx.credits.append(Credit(post.author, -pts, day, me.team, tuple(post.campaigns)))
+                me.points -= pts
+        if post.reach:
+            fx.reach.append(ReachDelta(post.author, {k: -v for k, v in post.reach.items()}))
+        post.credited, post.reach = {}, {}
 
     @staticmethod
     def _entry(
-        state: PostState, item: HeldItem, op: str, points: int, rule: str | None = None
+        post: PostState,
+        item: HeldItem,
+        op: str,
+        points: int,
+        rule: str | None = None,
+        cause: str | None = None,
     ) -> LedgerEntry:
-        assert state.author is not None
+        assert post.author is not None
         return LedgerEntry(
-            state.author, op, points, rule or item.rule, item.event_id, state.post_key, item.at
-        )
+            post.author, op, points, rule or item.rule, item.event_id, post.post_key, item.at,
+            cause,
+        )  # fmt: skip

@@ -93,7 +93,3 @@ def detector(
         return build
 
     return deco
-
-
-def no_params() -> type[Params]:
-    return Params

@@ -116,6 +116,10 @@ class CompiledLexicon:
         if phrases:
             self._allow.make_automaton()
 
+    @property
+    def bank_id(self) -> int:
+        return self._id
+
     def find(self, ctx: PostContext) -> list[Hit]:
         found = self._bank.scan(ctx).get(self._id)
         if not found:
@@ -223,6 +227,11 @@ class CompiledPatterns:
                 self._bank.add(lit, (self._id, len(self._gated)))
             self._gated.append((rx, min_len))
 
+    @property
+    def gated_only(self) -> bool:
+        """True when every regex has a literal prefilter."""
+        return not self._always
+
     def find(self, ctx: PostContext) -> list[Hit]:
         hay = ctx.folded if self._on_folded else ctx.text
         regexes = self._always
@@ -293,8 +302,13 @@ class LexiconParams(Params):
 def lexicon_detector(params: LexiconParams, cctx: CompileContext) -> DetectorFn:
     """Fires on any whole-word entry of the named word lists."""
     compiled = [cctx.lexicon(name) for name in params.lexicons]
+    bank = cctx.bank
+    ids = [lex.bank_id for lex in compiled]
 
     def check(ctx: PostContext) -> list[Hit] | None:
+        found = bank.scan(ctx)
+        if not found or not any(i in found for i in ids):
+            return None  # the common case: no candidate at all for these lists
         hits = [h for lex in compiled for h in lex.find(ctx)]
         return hits or None
 
@@ -309,8 +323,12 @@ class PatternsParams(Params):
 def patterns_detector(params: PatternsParams, cctx: CompileContext) -> DetectorFn:
     """Fires on any regex of the named regex lists (run on the folded text)."""
     compiled = [compile_patterns(cctx, name) for name in params.lexicons]
+    bank = cctx.pattern_bank
+    gated_only = all(p.gated_only for p in compiled)
 
     def check(ctx: PostContext) -> list[Hit] | None:
+        if gated_only and not bank.scan(ctx):
+            return None
         hits = [h for p in compiled for h in p.find(ctx)]
         return hits or None
 

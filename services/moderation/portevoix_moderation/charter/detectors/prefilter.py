@@ -7,14 +7,13 @@ Aho-Corasick pass over the folded post then tells which regexes are worth runnin
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-try:  # Python >= 3.11
-    from re import _constants as sre_c  # type: ignore[attr-defined]
-    from re import _parser as sre_parse  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover
-    import sre_constants as sre_c  # type: ignore[no-redef]
-    import sre_parse  # type: ignore[no-redef]
+# The regex parser of the standard library (private but stable since 3.11; the public
+# ``sre_parse`` alias is deprecated).
+sre_c: Any = importlib.import_module("re._constants")
+sre_parse: Any = importlib.import_module("re._parser")
 
 _REPEATS = {sre_c.MAX_REPEAT, sre_c.MIN_REPEAT}
 if hasattr(sre_c, "POSSESSIVE_REPEAT"):

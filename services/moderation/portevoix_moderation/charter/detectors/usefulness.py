@@ -98,10 +98,12 @@ def near_duplicate_detector(params: DuplicateParams, cctx: CompileContext) -> De
         author = ctx.post.ambassador_id
         if ctx.history is None or author is None or len(ctx.words) < params.min_words:
             return None
-        since = (ctx.post.occurred_at or ctx.now) - within
+        when = ctx.post.occurred_at or ctx.now
+        since = when - within
         sig = ctx.signature
         for e in reversed(ctx.history.recent_by_author(author)):
-            if e.post_id == ctx.post.post_id or e.occurred_at < since:
+            # Only earlier posts count: the first of two twins is the original.
+            if e.post_id == ctx.post.post_id or not since <= e.occurred_at <= when:
                 continue
             sim = similarity(sig, e.signature)
             if sim >= params.threshold:
@@ -128,11 +130,16 @@ def burst_detector(params: BurstParams, cctx: CompileContext) -> DetectorFn:
         if ctx.history is None or len(ctx.words) < params.min_words:
             return None
         since = (ctx.post.occurred_at or ctx.now) - window
-        similar = ctx.history.similar_since(ctx.signature, since, params.threshold)
-        authors = {e.ambassador_id for e in similar if e.post_id != ctx.post.post_id}
-        authors.discard(None)
-        authors.add(ctx.post.ambassador_id)
-        authors.discard(None)
+        me = ctx.post.ambassador_id
+        authors = ctx.history.similar_authors(
+            ctx.signature,
+            since,
+            params.threshold,
+            exclude_post=ctx.post.post_id,
+            stop_at=params.min_authors,
+        )
+        if me is not None:
+            authors.add(me)
         if len(authors) < params.min_authors:
             return None
         return [Hit(None, None, None, {"count": len(authors)})]

@@ -1,0 +1,98 @@
+"""What scoring remembers about one ambassador beyond their posts: the state fair-play rules
+and badges need (daily caps, colleague pair counts, counters, active days, badges)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import orjson
+
+CAP_WINDOW_DAYS = 35  # daily-cap counters kept for this many days before the newest one
+ACTIVE_DAYS_KEPT = 60
+
+
+@dataclass
+class AmbassadorState:
+    ambassador_id: str
+    team: str | None = None
+    # Daily caps: local day -> action -> centipoints earned that day.
+    caps: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Colleague engagement received: colleague id -> [count, last local day] (rings).
+    recv: dict[str, list[Any]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # badge metrics
+    days: list[str] = field(default_factory=list)  # local days with a paid post, sorted
+    points: int = 0  # lifetime centipoints (levels)
+    badges: list[str] = field(default_factory=list)
+
+    # -- daily caps ------------------------------------------------------------------------
+    def capped(self, day: str, action: str, points: int, cap: int | None) -> int:
+        """Points of an action after the daily cap; records them against the day."""
+        if cap is None:
+            return points
+        used = self.caps.get(day, {}).get(action, 0)
+        granted = max(0, min(points, cap - used))
+        if granted:
+            self.caps.setdefault(day, {})[action] = used + granted
+            self._prune_caps()
+        return granted
+
+    def _prune_caps(self) -> None:
+        if len(self.caps) <= CAP_WINDOW_DAYS:
+            return
+        newest = max(self.caps)
+        horizon = (date.fromisoformat(newest) - timedelta(days=CAP_WINDOW_DAYS)).isoformat()
+        self.caps = {d: v for d, v in self.caps.items() if d > horizon}
+
+    # -- colleague pairs (rings) -----------------------------------------------------------
+    def received_from(self, colleague: str, day: str, window_days: int) -> int:
+        """Count of `colleague`'s engagement on this ambassador's posts, in the window."""
+        entry = self.recv.get(colleague)
+        if not entry:
+            return 0
+        count, last = int(entry[0]), str(entry[1])
+        if (date.fromisoformat(day) - date.fromisoformat(last)).days > window_days:
+            return 0
+        return count
+
+    def count_from(self, colleague: str, day: str, window_days: int) -> int:
+        n = self.received_from(colleague, day, window_days) + 1
+        last = self.recv.get(colleague, [0, day])[1]
+        self.recv[colleague] = [n, max(day, str(last))]
+        return n
+
+    # -- counters and streaks --------------------------------------------------------------
+    def bump(self, metric: str, by: int = 1) -> None:
+        self.counts[metric] = self.counts.get(metric, 0) + by
+
+    def active_on(self, day: str) -> None:
+        if day not in self.days:
+            self.days.append(day)
+            self.days.sort()
+            del self.days[:-ACTIVE_DAYS_KEPT]
+
+    def streak(self) -> int:
+        """Longest run of consecutive active days among the days kept."""
+        best = run = 0
+        prev: date | None = None
+        for d in (date.fromisoformat(x) for x in self.days):
+            run = run + 1 if prev is not None and (d - prev).days == 1 else 1
+            best, prev = max(best, run), d
+        return best
+
+    def metric(self, name: str) -> int:
+        if name == "streak_days":
+            return self.streak()
+        if name == "points":
+            return self.points // 100
+        return self.counts.get(name, 0)
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(self)
+
+    @classmethod
+    def loads(cls, ambassador_id: str, raw: bytes | None) -> AmbassadorState:
+        if not raw:
+            return cls(ambassador_id=ambassador_id)
+        return cls(**orjson.loads(raw))

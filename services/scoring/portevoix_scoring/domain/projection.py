@@ -1,0 +1,75 @@
+"""Scoring's read models in memory: what `portevoix score` computes offline, with the scorer the
+service runs. The service keeps the same projections in Redis (see `store.py`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from portevoix.contracts.events import AmbassadorRegistered, EngagementReceived
+from portevoix.contracts.periods import periods_of
+from portevoix_scoring.domain.post_state import PostState
+from portevoix_scoring.domain.scorer import (
+    AmbassadorBook,
+    Effects,
+    LedgerEntry,
+    Scored,
+    Scorer,
+    points_out,
+)
+from portevoix_scoring.domain.table import PointsTable
+
+
+@dataclass
+class Projection:
+    table: PointsTable
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    keep_ledger: bool = False
+
+    def __post_init__(self) -> None:
+        self.scorer = Scorer(self.table, self.tz)
+        self.book = AmbassadorBook()
+        self.posts: dict[str, PostState] = {}
+        self.reactions: set[tuple[str, str, str]] = set()
+        self.seen: set[str] = set()
+        self.boards: dict[str, dict[str, int]] = {}  # period -> ambassador -> centipoints
+        self.reach: dict[str, dict[str, int]] = {}  # ambassador -> counter -> value
+        self.badges: dict[str, list[str]] = {}
+        self.ledger: list[LedgerEntry] = []
+        self.events = 0
+
+    def apply(self, event: Scored) -> Effects | None:
+        if event.event_id in self.seen:
+            return None  # exactly once, like the service's markers
+        self.seen.add(event.event_id)
+        self.events += 1
+        post = None
+        if not isinstance(event, AmbassadorRegistered):
+            post = self.posts.get(event.post_key)
+            if post is None:
+                post = self.posts[event.post_key] = PostState(event.post_key)
+        reaction = None
+        if isinstance(event, EngagementReceived) and event.engagement in ("like", "share"):
+            reaction = (event.post_key, event.engagement, event.actor_ambassador_id or event.actor)
+        fx = self.scorer.apply(event, post, self.book, reacted=reaction in self.reactions)
+        if fx.reaction and reaction is not None:
+            self.reactions.add(reaction)
+        for c in fx.credits:
+            for period in periods_of(c.day):
+                board = self.boards.setdefault(period, {})
+                board[c.ambassador_id] = board.get(c.ambassador_id, 0) + c.points
+        for r in fx.reach:
+            counters = self.reach.setdefault(r.ambassador_id, {})
+            for k, v in r.values.items():
+                counters[k] = counters.get(k, 0) + v
+        for b in fx.badges:
+            self.badges.setdefault(b.ambassador_id, []).append(b.badge)
+        if self.keep_ledger:
+            self.ledger += fx.ledger
+        return fx
+
+    def totals(self) -> dict[str, int | float]:
+        """All-time points per ambassador (as people read them), highest first."""
+        board = self.boards.get("all", {})
+        ranked = sorted(board.items(), key=lambda kv: (-kv[1], kv[0]))
+        return {aid: points_out(cp) for aid, cp in ranked}
