@@ -39,7 +39,7 @@ from portevoix_scoring.rebuild import Rebuild
 from portevoix_scoring.store import ScoreStore
 
 REBUILD_EVENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
-AWARD_EVENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
+AWARD_EVENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 50_000
 N_AMBASSADORS = 1000
 POSTS_PER_AMBASSADOR = 5
 TEAMS = ("Ventes", "Tech", "RH", "Ops", "Finance")

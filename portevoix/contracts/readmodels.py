@@ -78,7 +78,9 @@ TEAM_BOARD = "pv:{{sc}}:{gen}:board:{period}:team:{team}"  # zset ambassador_id 
 TEAMS_BOARD = "pv:{{sc}}:{gen}:teams:{period}"  # zset team -> centipoints
 CAMPAIGN_BOARD = "pv:{{sc}}:{gen}:board:{period}:campaign:{campaign}"  # zset ambassador -> cp
 ROLLING_BOARD = "pv:{{sc}}:{gen}:rolling:{days}:{end}{scope}"  # cached zunion of day boards (TTL)
-REACTION = "pv:{{sc}}:{gen}:react:{post_key}:{kind}:{actor}"  # hash v, s: one like/share per actor
+REACTION = "pv:{{sc}}:{gen}:react:{post_key}:{kind}:{actor}"  # one like/share per actor per post
+# Scoring's states (POST_STATE, AMBASSADOR_STATE, REACTION) are strings "version\njson" (one MGET
+# reads a batch's states; version = token of the last write), not the hashes described above.
 STATS = "pv:{{sc}}:{gen}:stats:{ambassador_id}"  # hash: impressions, reactions, clicks, posts,
 # emv:<CUR> (1/10,000 currency units)
 STATS_TOTAL = "pv:{{sc}}:{gen}:stats"  # hash: the same counters for the whole organisation

@@ -75,12 +75,21 @@ def live_ledgers(redis: Redis, ambassadors: Iterable[str]) -> dict[str, dict[str
     return out
 
 
-def differences(expected: Mapping[str, Any], live: Mapping[str, Any], limit: int = 5) -> list[str]:
-    """A few human-readable differences between two nested mappings (for assertion messages)."""
+def differences(
+    expected: Mapping[str, Any], live: Mapping[str, Any], limit: int = 5, path: str = ""
+) -> list[str]:
+    """A few human-readable differences between two nested mappings (for assertion messages):
+    down to the innermost key that differs."""
     out: list[str] = []
-    for key in sorted(set(expected) | set(live)):
-        if expected.get(key) != live.get(key):
-            out.append(f"{key}: expected {expected.get(key)!r:.300} live {live.get(key)!r:.300}")
-            if len(out) >= limit:
-                break
-    return out
+    for key in sorted(set(expected) | set(live), key=str):
+        want, got = expected.get(key), live.get(key)
+        if want == got:
+            continue
+        where = f"{path}{key}"
+        if isinstance(want, Mapping) and isinstance(got, Mapping):
+            out += differences(want, got, limit - len(out), where + " / ")
+        else:
+            out.append(f"{where}: expected {want!r:.400} live {got!r:.400}")
+        if len(out) >= limit:
+            break
+    return out[:limit]

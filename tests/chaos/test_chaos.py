@@ -34,13 +34,16 @@ from portevoix.simulation.cli import default_start
 from portevoix.simulation.drivers import NatsSender, drive
 from tests.chaos.ledger_check import Expected, differences, live_boards, live_ledgers
 
-pytestmark = pytest.mark.e2e
-
 EVENTS = int(os.environ.get("PORTEVOIX_CHAOS_EVENTS", "2500"))
 SEED = int(os.environ.get("PORTEVOIX_CHAOS_SEED", "20261121"))
 # CI sends for ~15 s so every fault lands mid-stream; long runs at up to 1,500 events/s.
 SEND_SECONDS = max(15.0, EVENTS / 1500)
 SETTLE_S = 60 + EVENTS / 500
+# The long run outlasts the suite's default 300 s timeout: scale it with the event count.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(int(240 + SEND_SECONDS + SETTLE_S + EVENTS / 200)),
+]
 
 
 @dataclass
@@ -174,6 +177,28 @@ async def _consumers_idle(servers: str) -> bool:
         await nc.close()
 
 
+async def _diagnosis(stack: ChaosStack) -> str:
+    """What a failed convergence looks like: consumers, their pull requests, the processes."""
+    lines = [
+        f"{n}: {'alive' if c.alive() else 'dead'}, restarts {c.restarts}"
+        for n, c in stack.platform.children.items()
+    ]
+    nc = await nats.connect(servers=stack.cluster.url.split(","))
+    try:
+        js = nc.jetstream(timeout=5)
+        for stream, durable in (("PV_RAW", "ingest"), ("PV_EVENTS", "moderation"),
+                                ("PV_EVENTS", "scoring")):  # fmt: skip
+            i = await js.consumer_info(stream, durable)
+            lines.append(
+                f"{durable}: pending {i.num_pending}, ack pending {i.num_ack_pending}, "
+                f"redelivered {i.num_redelivered}, waiting pulls {i.num_waiting}, "
+                f"delivered {i.delivered.stream_seq if i.delivered else None}"
+            )
+    finally:
+        await nc.close()
+    return "\n".join(lines)
+
+
 async def _dead_letters(servers: str) -> list[dict[str, Any]]:
     nc = await nats.connect(servers=servers.split(","))
     try:
@@ -204,27 +229,37 @@ def test_converges_exactly_under_chaos(stack: ChaosStack) -> None:
     chaos = Chaos(stack, rng, SEND_SECONDS)
     rate = EVENTS / SEND_SECONDS
 
+    platform = stack.platform
+    restarted: list[str] = []
+
+    async def supervise(until: asyncio.Event) -> None:
+        # What `portevoix up` does: a service that exits (e.g. its start-up met a NATS node
+        # that was down) is started again with a back-off.
+        while not until.is_set():
+            restarted.extend(platform.supervise_once())
+            await asyncio.sleep(0.5)
+
     async def run() -> None:
         started = time.monotonic()
+        done = asyncio.Event()
+        supervisor = asyncio.create_task(supervise(done))
         async with NatsSender(stack.cluster.url, timeout_s=5, attempts=200) as sender:
             await asyncio.gather(
                 drive(events, sender, rate=rate, batch_size=200, progress=lambda n: None),
                 chaos.run(started),
             )
+        done.set()
+        await supervisor
 
     asyncio.run(run())
-    print("\n".join(chaos.log))
-    platform = stack.platform
-    for name in SERVICES:
-        assert platform.children[name].alive(), f"{name} did not come back"
+    print("\n".join(chaos.log), "\nrestarted by the supervisor:", restarted)
 
     # Converged = every consumer drained and the all-time board equal for two reads in a row.
     redis = Redis.from_url(stack.valkey.url)
     deadline = time.monotonic() + SETTLE_S
     stable = 0
     while time.monotonic() < deadline:
-        for name in platform.supervise_once():  # like `portevoix up`: a crashed child restarts
-            print(f"{name} restarted by the supervisor")
+        restarted.extend(platform.supervise_once())
         idle = asyncio.run(_consumers_idle(stack.cluster.url))
         boards = live_boards(redis, ["all"])
         stable = stable + 1 if idle and boards["all"] == expected.boards["all"] else 0
@@ -232,8 +267,12 @@ def test_converges_exactly_under_chaos(stack: ChaosStack) -> None:
             break
         time.sleep(1.0)
 
+    for name in SERVICES:
+        assert platform.children[name].alive(), f"{name} did not come back ({restarted})"
     live = live_boards(redis, expected.boards)
     diff = differences(expected.boards, live)
+    if diff:
+        diff.append(asyncio.run(_diagnosis(stack)) + f"\nrestarted: {restarted}")
     assert not diff, f"leaderboards differ after chaos ({chaos.log}):\n" + "\n".join(diff)
     ledgers = live_ledgers(redis, expected.ledgers)
     diff = differences(expected.ledgers, ledgers, limit=3)

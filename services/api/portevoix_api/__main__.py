@@ -11,4 +11,6 @@ if __name__ == "__main__":
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # Open live-feed (SSE) connections must not hold a shutdown for long.
+        timeout_graceful_shutdown=5,
     )

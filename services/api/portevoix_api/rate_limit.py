@@ -89,7 +89,9 @@ class RateLimiter:
         limit = self.limit_of(role)
         if limit <= 0:
             return 0
-        wait = await self._limit(keys=[subject_rate_key(subject)], args=[self._period_ms, limit])
+        # One budget per (subject, role): a JWT subject may carry different roles over time.
+        key = subject_rate_key(f"{role}|{subject}")
+        wait = await self._limit(keys=[key], args=[self._period_ms, limit])
         return int(wait)
 
     async def lookup_api_key(self, apikey_key: str) -> ApiKeyLookup:

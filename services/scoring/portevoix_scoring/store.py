@@ -380,7 +380,7 @@ class BatchWrite:
                         h[(k, fld)] = h.get((k, fld), 0) + v
         self._credits, self._reach = {}, {}
 
-    async def write_unchecked(self, redis: Redis, token: str, chunk: int = 2000) -> None:
+    async def write_unchecked(self, redis: Redis, token: str, chunk: int = 500) -> None:
         """Write the batch with plain pipelined commands, without markers or version checks:
         only for a generation nobody else writes (the bulk of a rebuild, before its swap)."""
         self._expand()
@@ -415,10 +415,15 @@ class BatchWrite:
         for (k, f), d in self._h.items():
             if d:
                 grouped.setdefault(("h", k), []).extend((f, d))
+        # Bounded calls: a busy server must not stall one huge write past the socket timeout.
         for (kind, k), args in grouped.items():
-            await queue("evalsha", self._store.incr_many_sha, 1, keys[k - 1], kind, *args)
+            for i in range(0, len(args), 800):
+                await queue(
+                    "evalsha", self._store.incr_many_sha, 1, keys[k - 1], kind, *args[i : i + 800]
+                )
         for k, values in self._l.items():
-            await queue("rpush", keys[k - 1], *values)
+            for i in range(0, len(values), 500):
+                await queue("rpush", keys[k - 1], *values[i : i + 500])
         for k, f, v in self._x:
             await queue("hset", keys[k - 1], f, v)
         if queued:

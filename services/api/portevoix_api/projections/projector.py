@@ -57,6 +57,26 @@ class AnalyticsProjector:
         self.last_stream_seq = 0
 
     async def start(self) -> None:
+        """Start consuming in the background: the API serves even if the consumer cannot be
+        created yet (it retries), so a projection problem never stops the gateway."""
+        self._task = asyncio.create_task(self._start_and_run(), name="analytics-projector")
+
+    async def _start_and_run(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self._bind()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("projection consumer not ready", extra={"pv": {"error": repr(exc)}})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        assert self._sub is not None
+        await self._run(self._sub)
+
+    async def _bind(self) -> None:
         js = self.nc.jetstream()
         config = durable_consumer(
             DURABLE,
@@ -71,7 +91,6 @@ class AnalyticsProjector:
         except NotFoundError:
             await js.add_consumer(EVENTS.name, config)
         self._sub = await js.pull_subscribe_bind(DURABLE, stream=EVENTS.name)
-        self._task = asyncio.create_task(self._run(self._sub), name="analytics-projector")
 
     async def stop(self) -> None:
         if self._task is not None:

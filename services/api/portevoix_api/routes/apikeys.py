@@ -114,10 +114,10 @@ async def create_api_key(request: Request, body: NewApiKey, who: KeyAdmin) -> Re
     }
     if body.ambassador_id:
         record["ambassador_id"] = body.ambassador_id
-    pipe = redis.pipeline(transaction=True)
-    pipe.hset(APIKEY.format(digest=digest), mapping=record)
-    pipe.hset(API_KEYS, key_id, orjson.dumps({**meta.model_dump(), "digest": digest}))
-    await pipe.execute()
+    # Two slots on a Redis Cluster, so no MULTI: the listing first, so a crash in between
+    # leaves a listed (revocable) key with no effect, never a working key nobody can see.
+    await redis.hset(API_KEYS, key_id, orjson.dumps({**meta.model_dump(), "digest": digest}))
+    await redis.hset(APIKEY.format(digest=digest), mapping=record)
     created = CreatedApiKey(**meta.model_dump(), token=token)
     return JSONResponse(
         created.model_dump(), status_code=201, headers={"Location": f"/v1/api-keys/{key_id}"}
@@ -183,8 +183,7 @@ async def revoke_api_key(request: Request, key_id: KeyId, _who: KeyAdmin) -> Res
     redis: Redis = request.app.state.redis
     _, digest = await _load(redis, key_id)
     key = APIKEY.format(digest=digest)
-    pipe = redis.pipeline(transaction=True)
-    pipe.delete(key, apikey_rate_key(key))
-    pipe.hdel(API_KEYS, key_id)
-    await pipe.execute()
+    # The token stops working first (same slot: one call), then the listing goes.
+    await redis.delete(key, apikey_rate_key(key))
+    await redis.hdel(API_KEYS, key_id)
     return Response(status_code=204)

@@ -119,15 +119,6 @@ async def board_for(
     return key, board
 
 
-async def rank_of(redis: Redis, key: str, member: str) -> tuple[int | None, float]:
-    """Competition rank (ties share a rank) and score of one member: O(log n)."""
-    score = await redis.zscore(key, member)
-    if score is None:
-        return None, 0.0
-    above = await redis.zcount(key, f"({score}", "+inf")
-    return int(above) + 1, float(score)
-
-
 class Standing(BaseModel):
     rank: int
     ambassador_id: str

@@ -333,7 +333,8 @@ async def audit(
     request: Request,
     _who: Moderator,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: str | None = None,
+    # A stream id (ms-seq), as returned in next_cursor: anything else is a 422, not a 500.
+    before: Annotated[str | None, Query(pattern=r"^\d{1,20}-\d{1,20}$")] = None,
 ) -> Any:
     redis: Redis = request.app.state.redis
     top = f"({before}" if before else "+"

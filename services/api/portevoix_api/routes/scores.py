@@ -31,7 +31,6 @@ from portevoix_api.routes.leaderboards import (
     board_for,
     generation,
     points,
-    rank_of,
     today,
 )
 
@@ -54,10 +53,18 @@ async def _known(redis: Redis, gen: str, ambassador_id: str) -> None:
         raise Problem(404, "Not found", f"no ambassador {ambassador_id!r}")
 
 
+_TABLES: dict[bytes | str, dict[str, Any]] = {}  # parsed points tables by their text (few versions)
+
+
 async def _table(redis: Redis, gen: str) -> dict[str, Any]:
     raw = await redis.get(gen_table_key(gen))
-    data = yaml.safe_load(text(raw)) if raw else None
-    return data if isinstance(data, dict) else {}
+    if not raw:
+        return {}
+    table = _TABLES.get(raw)
+    if table is None:
+        data = yaml.safe_load(text(raw))
+        table = _TABLES[raw] = data if isinstance(data, dict) else {}
+    return table
 
 
 class PeriodScore(BaseModel):
@@ -102,16 +109,28 @@ async def score(request: Request, ambassador_id: AmbassadorId, who: Authenticate
     day = today(request)
     periods: dict[str, PeriodScore] = {}
     team_rank: dict[str, PeriodScore] = {}
+    # Keys first (rolling windows are built on demand), then two pipelined round trips: every
+    # ZSCORE, then every ZCOUNT above it (competition rank, O(log n) each).
+    wanted: list[tuple[dict[str, PeriodScore], str, str, str]] = []
     for name_ in SCORE_PERIODS:
         kind = PERIOD_NAMES.get(name_, "rolling")
         period = Period(name_, kind, 30 if kind == "rolling" else 0)
         key, board = await board_for(redis, gen, period, day)
-        rank, cp = await rank_of(redis, key, ambassador_id)
-        periods[name_] = PeriodScore(board=board, points=points(cp), rank=rank)
+        wanted.append((periods, name_, key, board))
         if team_name:
             tkey, _ = await board_for(redis, gen, period, day, team=team_name)
-            trank, tcp = await rank_of(redis, tkey, ambassador_id)
-            team_rank[name_] = PeriodScore(board=board, points=points(tcp), rank=trank)
+            wanted.append((team_rank, name_, tkey, board))
+    pipe = redis.pipeline(transaction=False)
+    for _, _, key, _ in wanted:
+        pipe.zscore(key, ambassador_id)
+    scores: list[float | None] = await pipe.execute()
+    pipe = redis.pipeline(transaction=False)
+    for (_, _, key, _), sc in zip(wanted, scores, strict=True):
+        pipe.zcount(key, f"({sc}" if sc is not None else "+inf", "+inf")
+    above: list[int] = await pipe.execute()
+    for (target, name_, _, board), sc, n in zip(wanted, scores, above, strict=True):
+        rank = int(n) + 1 if sc is not None else None
+        target[name_] = PeriodScore(board=board, points=points(sc or 0.0), rank=rank)
     stats = {
         text(k): int(v) for k, v in (await redis.hgetall(stats_key(gen, ambassador_id))).items()
     }
