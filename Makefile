@@ -20,8 +20,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 ## Start the whole platform (embedded NATS + Valkey unless NATS_URL / REDIS_URL are set).
+## DEMO=1 also starts the simulator against it, so the boards fill up live.
 run: $(STAMP)
+ifeq ($(DEMO),1)
+	@$(BIN)/portevoix up --demo
+else
 	@$(BIN)/portevoix up
+endif
 
 ## Lint, type-check, then the whole suite (unit, integration, end-to-end).
 test: $(STAMP) lint typecheck
@@ -51,6 +56,7 @@ bench: $(STAMP)
 ## Regenerate the generated docs: AsyncAPI documents (docs/asyncapi/) and the README config table.
 docs: asyncapi
 	@$(PY) -m portevoix.settings_doc --write README.md
+	@$(PY) -m portevoix_api.routes_doc --write README.md
 
 asyncapi: $(STAMP)
 	@for s in ingest moderation scoring; do \

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import runpy
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import FrameType
@@ -12,6 +14,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from portevoix.runtime.embedded import detach_from_terminal, free_port, stop_process
+from portevoix.runtime.platform import Platform
 
 app = typer.Typer(help="Porte-Voix: the open employee-advocacy platform.", no_args_is_help=True)
 console = Console(stderr=True, width=110)
@@ -36,10 +41,11 @@ def up(
             help="API port; 0 = any free port; default 8080 when free, else any free port.",
         ),
     ] = None,
+    demo: Annotated[
+        bool, typer.Option(help="Also run the simulator against the platform (live boards).")
+    ] = False,
 ) -> None:
     """Start NATS + Redis (embedded unless NATS_URL / REDIS_URL are set) and the four services."""
-    from portevoix.runtime.embedded import free_port
-    from portevoix.runtime.platform import Platform
 
     if api_port is None:
         api_port = 8080 if _port_free(8080) else free_port()
@@ -82,6 +88,7 @@ def up(
     console.print(f"  admin token    {platform.admin_token}")
     console.print(f"  logs           {run_dir / 'logs'}")
     console.print("Ctrl-C stops everything.")
+    simulator = _start_demo(platform, run_dir) if demo else None
     try:
         while not stopping:
             for name in platform.supervise_once():
@@ -89,8 +96,24 @@ def up(
             time.sleep(0.5)
     finally:
         console.print("stopping…")
+        if simulator is not None:
+            stop_process(simulator)
         platform.stop()
         console.print("stopped.")
+
+
+def _start_demo(platform: Platform, run_dir: Path) -> subprocess.Popen[bytes]:
+    """The simulator as one more child: a realistic organisation posting at 50 events/s."""
+    log = open(run_dir / "logs" / "simulate.log", "ab")  # noqa: SIM115 - the child owns it
+    console.print(
+        f"  demo           simulator → {platform.api_url} (log: {run_dir}/logs/simulate.log)"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "portevoix.cli", "simulate", "--api", platform.api_url,
+         "--token", str(platform.admin_token), "--wait-ready", "120", "--rate", "50",
+         "--duration", "86400"],
+        stdout=log, stderr=subprocess.STDOUT, preexec_fn=detach_from_terminal,
+    )  # fmt: skip
 
 
 def _port_free(port: int) -> bool:
@@ -128,8 +151,19 @@ def _mount_service_commands() -> None:
         cli.register(app)
 
 
+def _mount_simulation() -> None:
+    from portevoix.simulation.cli import register
+
+    register(app)
+
+
 _mount_service_commands()
+_mount_simulation()
 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -31,13 +32,31 @@ def detach_from_terminal() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    while True:
+    """A free port *below* the kernel's ephemeral range: a port handed out by the kernel (bind
+    to 0) can be taken again by any outgoing connection (a client reconnecting) the moment our
+    server dies, and the restarted server then fails with "address already in use"."""
+    low, _high = _ephemeral_range()
+    lo, hi = (20000, low - 1) if low > 21000 else (low // 2, low - 1)
+    for _ in range(200):
+        port = random.randint(lo, hi)
+        if port in RESERVED_PORTS:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-        if port not in RESERVED_PORTS:
-            return port
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        return port
+    raise OSError(f"no free port found in {lo}-{hi}")
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None, timeout_s: float = 10.0) -> None:

@@ -62,12 +62,12 @@ def test_activity_flows_to_an_exact_leaderboard(platform: Platform, api: httpx.C
         post("e5", "p5", "dave-r", CLEAN[0]),  # no consent: not scored
         post("e6", "p6", "zed-z", CLEAN[1]),  # unknown handle: parked
         post("e7", "p7", "eve-l", CLEAN[2]),  # 10 (+1 early like)
-        act("like", "e10", "p1", "bob-d"),  # 1 (colleague)
+        act("like", "e10", "p1", "bob-d"),  # 1 x 0.5: engagement by a colleague
         act("like", "e11", "p1", "ext1"),  # 1
         act("comment", "e12", "p1", "ext2", text="Bravo !"),  # 5
         act("share", "e13", "p1", "ext3"),  # 3
         act("like", "e14", "p1", "alice-m"),  # self-engagement: 0
-        act("comment", "e15", "p2", "alice-m", text="Super"),  # 5 for bob
+        act("comment", "e15", "p2", "alice-m", text="Super"),  # 5 x 0.5 for bob (colleague)
         act("like", "e16", "p3", "ext4"),  # blocked post: 0
         act("comment", "e17", "p4", "ext5", text="?"),  # held
     ]
@@ -75,12 +75,12 @@ def test_activity_flows_to_an_exact_leaderboard(platform: Platform, api: httpx.C
     assert r.status_code == 202, r.text
     assert r.json()["accepted"] == len(events)
 
-    settle(api, {"alice": 20, "bob": 9, "eve": 11})
+    settle(api, {"alice": 19.5, "bob": 6.5, "eve": 11})
 
     # The parked post is replayed when its author registers.
     r = api.post("/v1/events", json=[amb("zed", "Zed Zeller", "Tech", {"linkedin": "zed-z"})])
     assert r.status_code == 202
-    settle(api, {"alice": 20, "bob": 9, "eve": 11, "zed": 10})
+    settle(api, {"alice": 19.5, "bob": 6.5, "eve": 11, "zed": 10})
 
     r = api.get("/v1/leaderboards/all-time")
     items = r.json()["items"]
@@ -92,7 +92,7 @@ def test_activity_flows_to_an_exact_leaderboard(platform: Platform, api: httpx.C
     ]
     # Points count in the period of the action (2026-11-20, organisation zone).
     r = api.get("/v1/leaderboards/day", params={"date": "2026-11-20"})
-    assert {i["ambassador_id"]: i["points"] for i in r.json()["items"]}["alice"] == 20
+    assert {i["ambassador_id"]: i["points"] for i in r.json()["items"]}["alice"] == 19.5
 
     # Decisions are stored with their explanation.
     with Redis.from_url(str(platform.redis_url)) as redis:

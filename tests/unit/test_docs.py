@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from portevoix.settings_doc import rows, write_into
+from portevoix_api import routes_doc
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -18,6 +19,10 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 def test_readme_configuration_table_is_current() -> None:
     assert write_into(README) == README, "run `make docs` to refresh the README's table"
+
+
+def test_readme_route_table_is_current() -> None:
+    assert routes_doc.write_into(README) == README, "run `make docs` to refresh the routes"
 
 
 def test_every_setting_is_documented_with_a_description() -> None:

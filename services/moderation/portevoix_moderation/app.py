@@ -62,8 +62,11 @@ async def _ready() -> None:
     boot = load_charter(Path(settings.charter)) if settings.charter else default_charter()
     # Without sharing, each instance remembers only the posts it checked itself.
     local = InMemoryPostHistory(max_global=settings.history_max_posts)
+    engine = CharterEngine(boot, history=history if history is not None else local)
+    # Load the language model now, not inside the first batch (a multi-second stall).
+    engine.warm_up()
     pipeline = ModerationPipeline(
-        CharterEngine(boot, history=history if history is not None else local),
+        engine,
         store,
         publisher,
         notifier=notifier,

@@ -1,0 +1,36 @@
+"""The README's route table, generated from the application (`python -m portevoix_api.routes_doc`);
+a test checks the README lists every route."""
+
+from __future__ import annotations
+
+from portevoix_api.app import create_app
+from portevoix_api.settings import ApiSettings
+
+START, END = "<!-- route-table:start -->", "<!-- route-table:end -->"
+
+
+def table() -> str:
+    spec = create_app(ApiSettings(admin_token="doc")).openapi()
+    lines = ["| method | route | tag | what |", "|---|---|---|---|"]
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            tag = (op.get("tags") or [""])[0]
+            summary = str(op.get("summary", "")).replace("|", "\\|")
+            lines.append(f"| {method.upper()} | `{path}` | {tag} | {summary} |")
+    return "\n".join(lines)
+
+
+def write_into(readme: str) -> str:
+    a, b = readme.index(START) + len(START), readme.index(END)
+    return readme[:a] + "\n" + table() + "\n" + readme[b:]
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--write":
+        path = Path(sys.argv[2])
+        path.write_text(write_into(path.read_text(encoding="utf-8")), encoding="utf-8")
+    else:
+        print(table())
