@@ -11,6 +11,8 @@ from typing import Any
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
+from portevoix.readme_blocks import main, replace_block
+
 SETTINGS_CLASSES = (
     ("all services", "portevoix.runtime.settings", "CommonSettings"),
     ("ingest", "portevoix_ingest.settings", "IngestSettings"),
@@ -67,16 +69,8 @@ START, END = "<!-- config-table:start -->", "<!-- config-table:end -->"
 
 def write_into(readme: str) -> str:
     """The README text with its configuration block replaced by the current table."""
-    a, b = readme.index(START) + len(START), readme.index(END)
-    return readme[:a] + "\n" + table() + "\n" + readme[b:]
+    return replace_block(readme, START, END, table())
 
 
 if __name__ == "__main__":
-    import sys
-    from pathlib import Path
-
-    if len(sys.argv) == 3 and sys.argv[1] == "--write":
-        path = Path(sys.argv[2])
-        path.write_text(write_into(path.read_text(encoding="utf-8")), encoding="utf-8")
-    else:
-        print(table())
+    main(write_into, table)

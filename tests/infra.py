@@ -8,12 +8,14 @@ Never the servers that may already listen on 4222/6379.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from portevoix.runtime.embedded import EmbeddedNats, EmbeddedValkey
+from portevoix.runtime.platform import Platform
 
 
 @dataclass
@@ -66,3 +68,36 @@ def start_redis(data_dir: Path) -> Server:
     container = RedisContainer().start()
     host, port = container.get_container_host_ip(), container.get_exposed_port(6379)
     return Server(f"redis://{host}:{port}/0", container.stop, kind="container")
+
+
+def dump_logs(log_dir: Path, only_errors: bool = False) -> None:
+    """Print the services' logs (pytest shows them for a failing test)."""
+    for f in sorted(log_dir.glob("*.log")):
+        text = f.read_text(errors="replace")
+        if only_errors and "Traceback" not in text:
+            continue
+        print(f"===== {f.name}\n{text[-4000:]}")
+
+
+@contextlib.contextmanager
+def running_platform(
+    platform: Platform, *servers: object, wait_ready_s: float = 90
+) -> Iterator[Platform]:
+    """Start the four services; on the way out (or if start-up fails) stop them, then the
+    given servers (anything with `stop()`), and show the logs of any service that crashed."""
+    log_dir = platform.log_dir or platform.run_dir
+    try:
+        platform.start(wait_ready_s=wait_ready_s)
+    except Exception:
+        dump_logs(log_dir)
+        platform.stop()
+        for server in servers:
+            server.stop()  # type: ignore[attr-defined]
+        raise
+    try:
+        yield platform
+    finally:
+        platform.stop()
+        for server in servers:
+            server.stop()  # type: ignore[attr-defined]
+        dump_logs(log_dir, only_errors=True)

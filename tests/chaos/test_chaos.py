@@ -33,6 +33,7 @@ from portevoix.simulation import Simulation, SimulationConfig
 from portevoix.simulation.cli import default_start
 from portevoix.simulation.drivers import NatsSender, drive
 from tests.chaos.ledger_check import Expected, differences, live_boards, live_ledgers
+from tests.infra import running_platform
 
 EVENTS = int(os.environ.get("PORTEVOIX_CHAOS_EVENTS", "2500"))
 SEED = int(os.environ.get("PORTEVOIX_CHAOS_SEED", "20261121"))
@@ -69,27 +70,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
             "PORTEVOIX_LOG_LEVEL": "WARNING",
         },
     )  # fmt: skip
-    try:
-        platform.start(wait_ready_s=120)
-    except Exception:
-        _dump_logs(root / "logs")
-        platform.stop()
-        valkey.stop()
-        cluster.stop()
-        raise
-    yield ChaosStack(platform, cluster, valkey)
-    platform.stop()
-    valkey.stop()
-    cluster.stop()
-    _dump_logs(root / "logs", only_errors=True)
-
-
-def _dump_logs(log_dir: Path, only_errors: bool = False) -> None:
-    for f in sorted(log_dir.glob("*.log")):
-        text = f.read_text(errors="replace")
-        if only_errors and "Traceback" not in text:
-            continue
-        print(f"===== {f.name}\n{text[-3000:]}")
+    with running_platform(platform, valkey, cluster, wait_ready_s=120):
+        yield ChaosStack(platform, cluster, valkey)
 
 
 # Poison: what a broken producer sends. Each must end in the dead-letter stream, explained.

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from portevoix.runtime.platform import Platform
-from tests.infra import start_nats, start_redis
+from tests.infra import running_platform, start_nats, start_redis
 
 
 @pytest.fixture(scope="module")
@@ -23,27 +23,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         extra_env={"PORTEVOIX_ACK_WAIT_S": "2", "PORTEVOIX_LOG_LEVEL": "WARNING"},
     )  # fmt: skip
     p.nats_server = nats  # type: ignore[attr-defined]
-    try:
-        p.start(wait_ready_s=90)
-    except Exception:
-        _dump_logs(root / "logs")
-        p.stop()
-        nats.stop()
-        redis.stop()
-        raise
-    yield p
-    p.stop()
-    nats.stop()
-    redis.stop()
-    _dump_logs(root / "logs", only_errors=True)
-
-
-def _dump_logs(log_dir: Path, only_errors: bool = False) -> None:
-    for f in sorted(log_dir.glob("*.log")):
-        text = f.read_text(errors="replace")
-        if only_errors and "Traceback" not in text:
-            continue
-        print(f"===== {f.name}\n{text[-4000:]}")
+    with running_platform(p, nats, redis):
+        yield p
 
 
 @pytest.fixture

@@ -18,9 +18,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 
 from portevoix.runtime.platform import Platform
-from tests.e2e.conftest import _dump_logs
 from tests.e2e.helpers import act, amb, eventually, post
-from tests.infra import start_nats, start_redis
+from tests.infra import running_platform, start_nats, start_redis
 
 pytestmark = pytest.mark.e2e
 TODAY = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
@@ -46,19 +45,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                                                  ("ambassador", "moderator", "admin", "service")}),
         },
     )  # fmt: skip
-    try:
-        p.start(wait_ready_s=90)
-    except Exception:
-        _dump_logs(root / "logs")
-        p.stop()
-        nats.stop()
-        redis.stop()
-        raise
-    yield p
-    p.stop()
-    nats.stop()
-    redis.stop()
-    _dump_logs(root / "logs", only_errors=True)
+    with running_platform(p, nats, redis):
+        yield p
 
 
 @pytest.fixture(scope="module")

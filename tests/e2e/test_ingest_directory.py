@@ -13,9 +13,8 @@ import pytest
 
 from portevoix.runtime.platform import Platform
 from portevoix_ingest.domain.webhooks import sign
-from tests.e2e.conftest import _dump_logs
 from tests.e2e.helpers import act, eventually, post
-from tests.infra import start_nats, start_redis
+from tests.infra import running_platform, start_nats, start_redis
 
 pytestmark = pytest.mark.e2e
 SECRETS = {"generic": "e2e-generic", "linkedin": "e2e-li"}
@@ -33,14 +32,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                    "PORTEVOIX_WEBHOOK_SECRETS": orjson.dumps(SECRETS).decode(),
                    "PORTEVOIX_WEBHOOK_SECRET_X": "e2e-x", "PORTEVOIX_PARKED_POLL_S": "0.5"},
     )  # fmt: skip
-    try:
-        p.start(wait_ready_s=90)
+    with running_platform(p, nats, redis):
         yield p
-    finally:
-        p.stop()
-        nats.stop()
-        redis.stop()
-        _dump_logs(root / "logs", only_errors=True)
 
 
 def signed_post(api: httpx.Client, network: str, payload: object) -> httpx.Response:

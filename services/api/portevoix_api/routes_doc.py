@@ -3,6 +3,7 @@ a test checks the README lists every route."""
 
 from __future__ import annotations
 
+from portevoix.readme_blocks import main, replace_block
 from portevoix_api.app import create_app
 from portevoix_api.settings import ApiSettings
 
@@ -21,16 +22,8 @@ def table() -> str:
 
 
 def write_into(readme: str) -> str:
-    a, b = readme.index(START) + len(START), readme.index(END)
-    return readme[:a] + "\n" + table() + "\n" + readme[b:]
+    return replace_block(readme, START, END, table())
 
 
 if __name__ == "__main__":
-    import sys
-    from pathlib import Path
-
-    if len(sys.argv) == 3 and sys.argv[1] == "--write":
-        path = Path(sys.argv[2])
-        path.write_text(write_into(path.read_text(encoding="utf-8")), encoding="utf-8")
-    else:
-        print(table())
+    main(write_into, table)

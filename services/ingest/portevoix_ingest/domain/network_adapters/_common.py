@@ -71,6 +71,27 @@ def compact(**fields: Any) -> ContractDict:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def engagement(
+    network: str,
+    kind: str,
+    event_id: str,
+    post_id: str,
+    actor: str,
+    at: str,
+    text: str | None = None,
+) -> ContractDict:
+    """An engagement in ingest contract v1, as every network adapter builds it."""
+    return compact(
+        type=kind,
+        event_id=event_id,
+        network=network,
+        post_id=post_id,
+        actor=actor,
+        occurred_at=at,
+        text=text,
+    )
+
+
 class _TextExtractor(HTMLParser):
     # Block elements end a line; <br> is a line break; everything else contributes its text.
     _BLOCKS = frozenset({"p", "div", "blockquote", "li", "ul", "ol", "pre", "h1", "h2", "h3"})

@@ -26,6 +26,7 @@ from ._common import (
     ContractDict,
     WebhookPayloadError,
     compact,
+    engagement,
     iso_from_epoch_ms,
     obj,
     opt_str,
@@ -65,15 +66,7 @@ def _epoch(data: Mapping[str, Any], keys: tuple[str, ...], where: str) -> str:
 def _engagement(
     kind: str, event_id: str, post_id: str, actor: str, at: str, text: str | None = None
 ) -> ContractDict:
-    return compact(
-        type=kind,
-        event_id=event_id,
-        network=NETWORK,
-        post_id=post_id,
-        actor=actor,
-        occurred_at=at,
-        text=text,
-    )
+    return engagement(NETWORK, kind, event_id, post_id, actor, at, text)
 
 
 def _post(

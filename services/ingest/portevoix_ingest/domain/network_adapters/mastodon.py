@@ -23,6 +23,7 @@ from ._common import (
     ContractDict,
     WebhookPayloadError,
     compact,
+    engagement,
     html_to_text,
     obj,
     opt_str,
@@ -121,15 +122,7 @@ def _status(status: Mapping[str, Any], where: str) -> list[ContractDict]:
 def _engagement(
     kind: str, event_id: str, post_id: str, actor: str, at: str, text: str | None = None
 ) -> ContractDict:
-    return compact(
-        type=kind,
-        event_id=event_id,
-        network=NETWORK,
-        post_id=post_id,
-        actor=actor,
-        occurred_at=at,
-        text=text,
-    )
+    return engagement(NETWORK, kind, event_id, post_id, actor, at, text)
 
 
 def _notification(n: Mapping[str, Any], where: str) -> list[ContractDict]:
