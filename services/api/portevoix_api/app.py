@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import sys
 from collections.abc import AsyncIterator
@@ -85,8 +86,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             await redis.aclose()
             try:
                 await asyncio.wait_for(nc.drain(), timeout=5.0)
-            except (TimeoutError, nats.errors.Error):
-                await nc.close()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await nc.close()
 
     app = FastAPI(
         title="Porte-Voix API",

@@ -53,6 +53,7 @@ class AnalyticsProjector:
             ZoneInfo(settings.timezone), settings.idea_hashtags, settings.analytics_retention_days
         )
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._sub: JetStreamContext.PullSubscription | None = None
         self.last_stream_seq = 0
 
@@ -63,7 +64,7 @@ class AnalyticsProjector:
 
     async def _start_and_run(self) -> None:
         delay = 0.5
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self._bind()
                 break
@@ -73,8 +74,8 @@ class AnalyticsProjector:
                 log.warning("projection consumer not ready", extra={"pv": {"error": repr(exc)}})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-        assert self._sub is not None
-        await self._run(self._sub)
+        if self._sub is not None:
+            await self._run(self._sub)
 
     async def _bind(self) -> None:
         js = self.nc.jetstream()
@@ -93,10 +94,14 @@ class AnalyticsProjector:
         self._sub = await js.pull_subscribe_bind(DURABLE, stream=EVENTS.name)
 
     async def stop(self) -> None:
+        # A flag, then bounded waits: cancelling a task blocked in nats-py's fetch() does not
+        # always complete (its inner get is not cancelled), which hung the API's shutdown.
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=3.0)
+            if not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=2.0)
         if self._sub is not None:
             # Gone from the connection, so its drain does not wait on a fetch reply that arrived
             # after the cancel (unread, it would hold the drain until its timeout).
@@ -105,7 +110,7 @@ class AnalyticsProjector:
 
     async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
         batch = self.settings.batch_size
-        while True:
+        while not self._stopping.is_set():
             try:
                 msgs: list[Msg] = await sub.fetch(batch, timeout=1.0)
             except (TimeoutError, NatsTimeoutError):
