@@ -9,7 +9,6 @@ keys this module reads. Writes therefore answer 202: the change is visible withi
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from portevoix.runtime.publisher import Outgoing
 from portevoix.runtime.redis import text
 from portevoix.runtime.streams import ERASURE_SUBJECT, RAW_SUBJECT
 from portevoix_api.auth import Admin, Principal, authenticate, require
+from portevoix_api.pagination import decode_offset, offset_cursor
 from portevoix_api.problems import Problem
 from portevoix_api.routes.events import publish_or_503
 
@@ -169,26 +169,6 @@ async def update_ambassador(
     return await _register(request, ambassador_id, body)
 
 
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
-
-
-def _offset(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        kind, value = (
-            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":")
-        )
-        if kind != "o" or int(value) < 0:
-            raise ValueError(cursor)
-        return int(value)
-    except ValueError as exc:
-        raise Problem(
-            422, "Invalid request", "cursor is not one this API returned", kind="invalid-cursor"
-        ) from exc
-
-
 @router.get(
     "",
     response_model=AmbassadorPage,
@@ -205,14 +185,16 @@ async def list_ambassadors(
     redis: Redis = request.app.state.redis
     members = await redis.smembers(team_key(team) if team else AMBASSADOR_INDEX)
     ids = sorted(text(m) for m in members)
-    offset = _offset(cursor)
+    offset = decode_offset(cursor)
     page = ids[offset : offset + limit]
     pipe = redis.pipeline(transaction=False)
     for aid in page:
         pipe.hgetall(ambassador_key(aid))
     entries = [_entry(f) for f in await pipe.execute() if f] if page else []
     more = offset + limit < len(ids)
-    return AmbassadorPage(items=entries, next_cursor=_cursor(offset + limit) if more else None)
+    return AmbassadorPage(
+        items=entries, next_cursor=offset_cursor(offset + limit) if more else None
+    )
 
 
 @router.get("/{ambassador_id}", response_model=Ambassador, summary="An ambassador's entry")

@@ -7,7 +7,6 @@ day boards of the window, cached a few seconds.
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -30,6 +29,7 @@ from portevoix.contracts.readmodels import (
 )
 from portevoix.runtime.redis import text
 from portevoix_api.auth import Authenticated
+from portevoix_api.pagination import decode_offset, offset_cursor
 from portevoix_api.problems import Problem
 
 router = APIRouter(prefix="/v1/leaderboards", tags=["leaderboards"])
@@ -151,30 +151,11 @@ class TeamLeaderboard(BaseModel):
     next_cursor: str | None = None
 
 
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
-
-
-def _offset(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, value = raw.split(":", 1)
-        if kind != "o" or int(value) < 0:
-            raise ValueError(raw)
-        return int(value)
-    except ValueError as exc:
-        raise Problem(
-            422, "Invalid request", "cursor is not one this API returned", kind="invalid-cursor"
-        ) from exc
-
-
 async def _page(
     redis: Redis, key: str, cursor: str | None, limit: int
 ) -> tuple[list[tuple[str, float, int]], str | None]:
     """A page of a board: (member, score, competition rank), and the next cursor."""
-    offset = _offset(cursor)
+    offset = decode_offset(cursor)
     reply: list[Any] = await redis.zrevrange(key, offset, offset + limit, withscores=True)
     rows = [(text(m), float(sc)) for m, sc in reply]
     more = len(rows) > limit
@@ -189,7 +170,7 @@ async def _page(
         if score != prev:
             rank, prev = above + 1 + pos, score
         out.append((member, score, rank))
-    return out, _cursor(offset + limit) if more else None
+    return out, offset_cursor(offset + limit) if more else None
 
 
 Limit = Annotated[int, Query(ge=1, le=500)]
