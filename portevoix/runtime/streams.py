@@ -32,6 +32,8 @@ ERASURE_SUBJECT = "pv.raw.erasure.v1"  # GDPR erasure requests, ordered with the
 WEBHOOK_RPC_SUBJECT = "pv.rpc.ingest.webhook.v1"
 # Likewise the API asks moderation (which owns the charter engine) to validate a charter.
 CHARTER_VALIDATE_RPC_SUBJECT = "pv.rpc.moderation.charter.validate.v1"
+# …and scoring (which owns the points rules) to validate a points table.
+POINTS_TABLE_VALIDATE_RPC_SUBJECT = "pv.rpc.scoring.table.validate.v1"
 WEBHOOK_SUBJECT_PREFIX = "pv.raw.webhook"  # pv.raw.webhook.<network>
 DLQ_SUBJECT_PREFIX = "pv.dlq"  # pv.dlq.<service>
 

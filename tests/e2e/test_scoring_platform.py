@@ -218,3 +218,30 @@ def test_rebuild_with_a_new_table_while_serving(
     assert r.json()["accepted"] == 1
     eventually(lambda: all_time(api)["sc"] == expected["sc"] + 8 or None, timeout_s=30)
     assert api.get("/v1/ambassadors/sc/score").json()["table_version"] == "comments-8"
+
+
+def test_points_table_versions_are_validated_by_scoring_and_listed(
+    platform: Platform, api: httpx.Client
+) -> None:
+    yaml_headers = {"Content-Type": "application/yaml"}
+    r = api.post("/v1/points-tables", content=b"version: bad\nactions: {retweet_party: 3}\n",
+                 headers=yaml_headers)  # fmt: skip
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "retweet_party" in r.json()["detail"]
+    live = api.get("/v1/points-tables/live")
+    assert live.status_code == 200, live.text
+    table = live.json()["yaml"].replace(f"version: {live.json()['version']}", "version: e2e-3")
+    assert "version: e2e-3" in table
+    r = api.post("/v1/points-tables", content=table.encode(), headers=yaml_headers)
+    assert r.status_code == 202 and r.json()["version"] == "e2e-3", r.text
+    listed = eventually(
+        lambda: (
+            [i for i in api.get("/v1/points-tables").json()["items"] if i["version"] == "e2e-3"]
+            or None
+        )
+    )
+    assert listed == [{"version": "e2e-3", "live": False}]
+    got = api.get("/v1/points-tables/e2e-3").json()
+    assert got["version"] == "e2e-3" and "actions:" in got["yaml"]
+    assert api.get("/v1/points-tables/nope").status_code == 404

@@ -15,6 +15,7 @@ from portevoix_scoring.domain.table import default_table, load_table
 from portevoix_scoring.pipeline import ScoringPipeline
 from portevoix_scoring.settings import ScoringSettings
 from portevoix_scoring.store import ScoreStore
+from portevoix_scoring.table_validation import serve_validation
 
 SUBJECTS = [
     EVENT_SUBJECTS["ambassador.registered"],
@@ -48,6 +49,7 @@ async def _ready() -> None:
         store,
         publisher=require(worker.publisher, "publisher"),
     )
+    await serve_validation(worker.broker.connection)
     if table.version != configured.version:
         worker.log.warning(
             "configured points table differs from the live generation's; run a rebuild to use it",

@@ -26,6 +26,7 @@ from portevoix.runtime.streams import CHARTER_VALIDATE_RPC_SUBJECT
 from portevoix_api.auth import Admin, Authenticated
 from portevoix_api.problems import Problem
 from portevoix_api.routes.events import publish_or_503
+from portevoix_api.rpc import validate_with
 
 router = APIRouter(prefix="/v1/charters", tags=["charters"])
 
@@ -80,16 +81,9 @@ async def get_charter(request: Request, version: Version, _who: Authenticated) -
 
 async def _validate(request: Request, yaml: str) -> str:
     """Moderation owns the charter engine: ask it (request/reply) rather than import it."""
-    try:
-        reply = await request.app.state.nc.request(
-            CHARTER_VALIDATE_RPC_SUBJECT, yaml.encode(), timeout=10
-        )
-    except Exception as exc:  # no responder, timeout, reconnecting
-        raise Problem(
-            503, "Service unavailable", f"moderation could not validate the charter: "
-            f"{type(exc).__name__}", kind="moderation-unavailable", headers={"Retry-After": "5"},
-        ) from exc  # fmt: skip
-    verdict = orjson.loads(reply.data)
+    verdict = await validate_with(
+        request, CHARTER_VALIDATE_RPC_SUBJECT, yaml.encode(), owner="moderation"
+    )
     if not verdict.get("ok"):
         raise Problem(
             422, "Invalid charter", str(verdict.get("error")), kind="invalid-charter",
