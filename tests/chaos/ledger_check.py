@@ -5,6 +5,7 @@ the same read models from Redis, and the canonical forms they are compared in.""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,16 +22,44 @@ from portevoix.runtime.redis import text
 PAID = {"award": "paid", "release": "paid", "hold": "held", "void": "void"}
 
 
-def canonical_ledger(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    final: dict[str, tuple[str, str, float]] = {}
+def canonical_ledger(
+    entries: Iterable[Mapping[str, Any]], timezone: str = "Europe/Paris"
+) -> dict[str, Any]:
+    """How every event ended, and every reversal.
+
+    A daily cap bounds what an ambassador earns per action and local day; the day's total does
+    not depend on the order events arrive in, but *which* of the day's events is the one beyond
+    the cap does (a crash redelivers a batch after later events). So for capped actions the
+    per-event form keeps the event's state and action, and the points are compared per
+    (local day, action, state) instead."""
+    tz = ZoneInfo(timezone)
+    caps = set(_capped_actions())
+    last: dict[str, tuple[str, str, float, str]] = {}
     reversals: list[tuple[str, str, float]] = []
     for e in entries:
         op = str(e["op"])
         if op == "reverse":
             reversals.append((str(e["post_key"]), str(e["at"]), float(e["points"])))
             continue
-        final[str(e["event_id"])] = (PAID[op], str(e["rule"]), float(e["points"]))
-    return {"final": final, "reversals": sorted(reversals)}
+        last[str(e["event_id"])] = (PAID[op], str(e["rule"]), float(e["points"]), str(e["at"]))
+    final: dict[str, tuple[str, str, float | None]] = {}
+    per_day: dict[str, float] = {}
+    for event_id, (state, rule, points, at) in last.items():
+        action = rule.split(":", 1)[0]
+        if action in caps:
+            day = datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(tz).date()
+            key = f"{day}/{action}/{state}"
+            per_day[key] = per_day.get(key, 0.0) + points
+            final[event_id] = (state, rule.replace(":cap", ""), None)
+        else:
+            final[event_id] = (state, rule, points)
+    return {"final": final, "capped_per_day": per_day, "reversals": sorted(reversals)}
+
+
+def _capped_actions() -> list[str]:
+    from portevoix_scoring.domain.table import default_table
+
+    return list(default_table().fair_play.daily_caps)
 
 
 class Expected:
