@@ -56,6 +56,9 @@ NATURAL_KEY = "pv:{{nk}}:{digest}"  # string: first event id of a fact (TTL), di
 ERASED_HANDLE = "pv:{{erased}}:{digest}"  # tombstone of an erased handle (TTL), digest only
 ERASED_RECENTLY = "pv:{erased}:recent"  # flag: some tombstone may still be live (same TTL)
 ERASURE = "pv:erasure:{request_id}"  # hash: erasure receipt (status, erased_at, counts)
+# Crypto-shredding (portevoix.contracts.sealed): one data key per ambassador, written by ingest,
+# read by every service that opens sealed fields, deleted by an erasure. `{vault}`: one slot.
+VAULT_KEY = "pv:{{vault}}:dek:{owner}"  # string: data key, wrapped by the master key if set
 
 
 def team_key(team: str) -> str:

@@ -25,6 +25,7 @@ from portevoix.runtime.embedded import (
     kill_process,
     stop_process,
 )
+from portevoix.runtime.vault import new_master_key
 
 SERVICES = ("ingest", "moderation", "scoring", "api")
 
@@ -99,6 +100,7 @@ class Platform:
             "PORTEVOIX_ADMIN_TOKEN": self.admin_token,
             "PYTHONUNBUFFERED": "1",
         }
+        base.setdefault("PORTEVOIX_VAULT_MASTER_KEY", self.vault_master_key())
         for name in SERVICES:
             env = dict(base)
             if name == "api":
@@ -113,6 +115,15 @@ class Platform:
             self.children[name] = Child(name, f"portevoix_{name}", env, log)
             self.children[name].start()
         self.wait_ready(wait_ready_s)
+
+    def vault_master_key(self) -> str:
+        """The master key wrapping personal-data keys: kept next to the data it protects in
+        this local run (`.run/vault.key`, owner-only); deployments pass it from a Secret."""
+        path = self.run_dir / "vault.key"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(new_master_key())
+        return path.read_text().strip()
 
     @property
     def api_url(self) -> str:

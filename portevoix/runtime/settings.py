@@ -6,7 +6,7 @@ and `PORTEVOIX_*` for the rest.
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,3 +52,15 @@ class CommonSettings(BaseSettings):
         default=1, ge=1, le=5, description="JetStream stream replicas (3 on a 3-node cluster)."
     )
     publish_timeout_s: float = Field(default=5.0, gt=0, description="JetStream PubAck timeout.")
+    # Crypto-shredding of personal fields (portevoix.contracts.sealed).
+    vault_master_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of 32 bytes wrapping the per-ambassador data keys in Redis "
+        "(unset: keys stored unwrapped; erasure still shreds them).",
+    )
+    vault_cache_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a process keeps a data key in memory (an erased person's fields "
+        "stop opening everywhere within this time).",
+    )
