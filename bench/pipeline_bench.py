@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.js.errors
 import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 from redis import Redis
@@ -112,7 +113,10 @@ CONSUMERS = (("PV_RAW", "ingest"), ("PV_EVENTS", "moderation"), ("PV_EVENTS", "s
 
 async def drained(js: Any) -> bool:
     for stream, durable in CONSUMERS:
-        info = await js.consumer_info(stream, durable)
+        try:
+            info = await js.consumer_info(stream, durable)
+        except nats.js.errors.NotFoundError:
+            return False  # the service has not declared its consumer yet (still starting)
         if info.num_pending or info.num_ack_pending:
             return False
     return True
