@@ -73,12 +73,38 @@ class Decision:
         }
 
 
-def _render(template: str, values: dict[str, Any]) -> str:
-    if "{" not in template:
-        return template
-    return _PLACEHOLDER.sub(
-        lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template
-    )
+class _Template:
+    """A message template split once into literal text and ``{placeholder}`` names."""
+
+    __slots__ = ("_names", "_parts", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        parts = _PLACEHOLDER.split(text)  # literal, name, literal, name, ..., literal
+        self._parts = parts
+        self._names = parts[1::2]
+
+    def render(self, values: dict[str, Any]) -> str:
+        if not self._names:
+            return self.text
+        parts = list(self._parts)
+        for i, name in enumerate(self._names):
+            parts[2 * i + 1] = str(values[name]) if name in values else "{" + name + "}"
+        return "".join(parts)
+
+
+_LANGS = ("fr", "en")
+
+
+class _RuleMessages:
+    """A rule's message and remediation templates per language, and its principle labels."""
+
+    __slots__ = ("labels", "message", "needs_principle", "remediation")
+
+    def __init__(self, rule: Any) -> None:
+        self.labels = PRINCIPLE_LABELS[rule.principle]
+        self.message = [_Template(getattr(rule.message, lang)) for lang in _LANGS]
+        self.remediation = [_Template(getattr(rule.remediation, lang)) for lang in _LANGS]
 
 
 def _utcnow() -> datetime:
@@ -110,10 +136,17 @@ class CharterEngine:
         self.model_hook: ModelScorer | None = model_hook
         self._clock = clock
         self._guesser = self._compiled.guesser
+        self._messages: dict[str, _RuleMessages] = {}  # rule id -> split templates
 
-    def warm_up(self) -> None:
-        """Load the language model now rather than on the first unclear post (~0.6 s)."""
-        self._guesser.warm_up()
+    def warm_up(self, *, language_model: bool = False) -> None:
+        """Check one post so first-use costs are paid now, not inside the first batch.
+
+        The language model (~0.5 s, ~45 MB) is only loaded with ``language_model=True``:
+        otherwise it is loaded on the first post the stop-word vote cannot settle, which most
+        processes never see (see ``language``)."""
+        self.check(PostToCheck("warm-up", "Warm-up post, checked and forgotten."), record=False)
+        if language_model:
+            self._guesser.warm_up()
 
     def check(self, post: PostToCheck, *, record: bool = True) -> Decision:
         now = self._clock()
@@ -173,7 +206,10 @@ class CharterEngine:
                 seen.add((h.start, h.end))
                 spanned.append(h)
         targets: list[Hit] = spanned[:MAX_FINDINGS_PER_RULE] or [Hit()]
-        labels = PRINCIPLE_LABELS[rule.principle]
+        texts = self._messages.get(rule.id)
+        if texts is None:
+            texts = self._messages[rule.id] = _RuleMessages(rule)
+        labels = texts.labels
         out = []
         for h in targets:
             values = {**data, **h.data, "rule": rule.id, "match": h.matched or ""}
@@ -181,10 +217,10 @@ class CharterEngine:
                 values["similarity"] = f"{float(values['similarity']):.0%}"
             msg = {}
             rem = {}
-            for lang in ("fr", "en"):
+            for lang, m_tpl, r_tpl in zip(_LANGS, texts.message, texts.remediation, strict=True):
                 values["principle"] = labels[lang]
-                msg[lang] = _render(getattr(rule.message, lang), values)
-                rem[lang] = _render(getattr(rule.remediation, lang), values)
+                msg[lang] = m_tpl.render(values)
+                rem[lang] = r_tpl.render(values)
             span = (h.start, h.end) if h.start is not None and h.end is not None else None
             out.append(
                 Finding(

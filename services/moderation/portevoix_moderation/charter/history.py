@@ -7,14 +7,15 @@ the benchmark use. ``CharterEngine.check`` records every checked post (``record=
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Protocol
 
-from datasketch.lsh import _optimal_param
-
-from .similarity import NUM_PERM, Signature, signature, similarity
+from .similarity import NUM_PERM, SIGNATURE_BYTES, Signature, signature, similarity
 from .text import fold, words
 
 
@@ -48,7 +49,11 @@ class PostHistory(Protocol):
 
 
 class InMemoryPostHistory:
-    """Bounded in-memory history (not thread-safe: one engine per worker)."""
+    """Bounded in-memory history (not thread-safe: one engine per worker).
+
+    Burst queries go through an exact band index (see ``BandIndex``): every recorded post
+    whose estimated similarity reaches ``lsh_threshold`` is found without scanning the
+    window. A query with a lower threshold scans the window instead (correct, slower)."""
 
     def __init__(
         self,
@@ -56,20 +61,15 @@ class InMemoryPostHistory:
         per_author: int = 20,
         max_global: int = 20_000,
         window: timedelta = timedelta(hours=24),
-        lsh_threshold: float = 0.6,
+        lsh_threshold: float = 0.8,
     ) -> None:
         self._per_author = per_author
         self._max_global = max_global
         self._window = window
         self._authors: dict[str, deque[HistoryEntry]] = {}
-        self._global: deque[tuple[str, HistoryEntry]] = deque()
-        self._entries: dict[str, HistoryEntry] = {}
-        # LSH keeps the burst check sub-linear in the number of recent posts: bands of hash
-        # values as dict keys, with datasketch's MinHashLSH parameters but not its per-call
-        # storage layers (3× cheaper to insert and query).
-        self._lsh = _Bands(lsh_threshold)
+        self._global: deque[HistoryEntry] = deque()
+        self._index = BandIndex(lsh_threshold)
         self._templates: dict[str, list[tuple[str, Signature]]] = {}
-        self._seq = 0
 
     def __len__(self) -> int:
         return len(self._global)
@@ -90,18 +90,21 @@ class InMemoryPostHistory:
 
         Stops as soon as ``stop_at`` authors are found: a burst check needs no more."""
         authors: set[str] = set()
-        for key in self._lsh.query(sig):
-            e = self._entries.get(key)
+        if threshold >= self._index.threshold:
+            candidates: Iterable[HistoryEntry] = self._index.candidates(sig)
+        else:
+            candidates = reversed(self._global)
+        for e in candidates:
+            author = e.ambassador_id
             if (
-                e is None
-                or e.ambassador_id is None
-                or e.ambassador_id in authors
-                or e.post_id == exclude_post
+                author is None
+                or author in authors
                 or e.occurred_at < since
+                or e.post_id == exclude_post
             ):
                 continue
             if similarity(sig, e.signature) >= threshold:
-                authors.add(e.ambassador_id)
+                authors.add(author)
                 if stop_at is not None and len(authors) >= stop_at:
                     break
         return authors
@@ -116,57 +119,97 @@ class InMemoryPostHistory:
 
     def record(self, entry: HistoryEntry) -> None:
         if entry.ambassador_id is not None:
-            dq = self._authors.setdefault(entry.ambassador_id, deque(maxlen=self._per_author))
+            dq = self._authors.get(entry.ambassador_id)
+            if dq is None:
+                dq = self._authors[entry.ambassador_id] = deque(maxlen=self._per_author)
             dq.append(entry)
-        self._seq += 1
-        key = f"{self._seq}"
-        self._entries[key] = entry
-        self._lsh.insert(key, entry.signature)
-        self._global.append((key, entry))
+        self._global.append(entry)
+        self._index.insert(entry)
         self._evict(entry.occurred_at)
 
     def _evict(self, latest: datetime) -> None:
         horizon = latest - self._window
-        while self._global and (
-            len(self._global) > self._max_global or self._global[0][1].occurred_at < horizon
-        ):
-            key, old = self._global.popleft()
-            del self._entries[key]
-            self._lsh.remove(key, old.signature)
+        glob = self._global
+        while glob and (len(glob) > self._max_global or glob[0].occurred_at < horizon):
+            self._index.remove(glob.popleft())
 
 
-class _Bands:
-    """Locality-sensitive hashing of MinHash signatures by bands of rows."""
+_Slot = HistoryEntry | list[HistoryEntry]
+
+
+class BandIndex:
+    """Exact candidate index of signatures by bands of MinHash slots (pigeonhole banding).
+
+    Two signatures with an estimated similarity >= ``threshold`` differ in at most
+    ``d = NUM_PERM - ceil(threshold * NUM_PERM)`` of their slots; cut into ``d + 1``
+    contiguous bands, at least one band is identical in both. So every entry at or above
+    the threshold shares a band with the query: no false negatives (datasketch's banding,
+    tuned for a threshold, misses some), and unrelated posts, which share no 4-5 slot band,
+    are never looked at. 13 bands at 0.8.
+
+    A band is stored under the hash of its bytes (an int is smaller than the slice; a hash
+    collision only adds a candidate, which the caller verifies). A band's entries are kept
+    in insertion order, usually time order, and returned newest first."""
 
     def __init__(self, threshold: float) -> None:
-        self.b, self.r = _optimal_param(threshold, NUM_PERM, 0.5, 0.5)
-        self._tables: list[dict[bytes, set[str]]] = [{} for _ in range(self.b)]
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError("threshold must be within (0, 1]")
+        self.threshold = threshold
+        n_bands = NUM_PERM - math.ceil(threshold * NUM_PERM - 1e-9) + 1
+        width = SIGNATURE_BYTES // NUM_PERM
+        edges = [round(i * NUM_PERM / n_bands) * width for i in range(n_bands + 1)]
+        self.bands: list[tuple[int, int]] = list(pairwise(edges))
+        self._tables: list[dict[int, _Slot]] = [{} for _ in self.bands]
+        self._last: tuple[Signature | None, list[int]] = (None, [])
 
-    def _keys(self, sig: Signature) -> list[bytes]:
-        raw = sig.hashvalues.tobytes()
-        step = self.r * sig.hashvalues.itemsize
-        return [raw[i * step : (i + 1) * step] for i in range(self.b)]
+    def _keys(self, sig: Signature) -> list[int]:
+        # A post's signature is queried then recorded: compute its band keys once.
+        if sig is self._last[0]:
+            return self._last[1]
+        raw = sig.raw
+        keys = [hash(raw[s:e]) for s, e in self.bands]
+        self._last = (sig, keys)
+        return keys
 
-    def insert(self, key: str, sig: Signature) -> None:
-        for table, band in zip(self._tables, self._keys(sig), strict=True):
-            found = table.get(band)
+    def insert(self, entry: HistoryEntry) -> None:
+        for table, key in zip(self._tables, self._keys(entry.signature), strict=True):
+            found = table.get(key)
             if found is None:
-                table[band] = {key}
+                table[key] = entry  # most bands hold one post: no list for it
+            elif isinstance(found, list):
+                found.append(entry)
             else:
-                found.add(key)
+                table[key] = [found, entry]
 
-    def query(self, sig: Signature) -> set[str]:
-        out: set[str] = set()
-        for table, band in zip(self._tables, self._keys(sig), strict=True):
-            found = table.get(band)
-            if found:
-                out |= found
-        return out
+    def remove(self, entry: HistoryEntry) -> None:
+        for table, key in zip(self._tables, self._keys(entry.signature), strict=True):
+            found = table.get(key)
+            if found is entry:
+                del table[key]
+            elif isinstance(found, list):
+                for i, e in enumerate(found):  # evictions are oldest first: usually i == 0
+                    if e is entry:
+                        del found[i]
+                        break
+                if len(found) == 1:
+                    table[key] = found[0]
 
-    def remove(self, key: str, sig: Signature) -> None:
-        for table, band in zip(self._tables, self._keys(sig), strict=True):
-            found = table.get(band)
-            if found is not None:
-                found.discard(key)
-                if not found:
-                    del table[band]
+    def candidates(self, sig: Signature) -> Iterator[HistoryEntry]:
+        """Entries sharing at least one band with ``sig``, each once, newest first per band."""
+        seen: set[int] = set()
+        for table, key in zip(self._tables, self._keys(sig), strict=True):
+            found = table.get(key)
+            if found is None:
+                continue
+            if not isinstance(found, list):
+                if id(found) not in seen:
+                    seen.add(id(found))
+                    yield found
+                continue
+            for e in reversed(found):
+                if id(e) not in seen:
+                    seen.add(id(e))
+                    yield e
+
+    def __len__(self) -> int:
+        return sum(1 if not isinstance(v, list) else len(v) for v in self._tables[0].values())

@@ -111,21 +111,28 @@ _SPACES = re.compile(r" +")
 class OffsetMap:
     """Maps indices of a text with deletions back to the text before the deletions."""
 
-    __slots__ = ("_cum", "_new_pos")
+    __slots__ = ("_cum", "_deletions", "_new_pos")
 
     def __init__(self, deletions: list[tuple[int, int]]) -> None:
-        # deletions: sorted (start, end) ranges removed from the source text.
-        self._new_pos: list[int] = []
+        # deletions: sorted (start, end) ranges removed from the source text. The lookup
+        # tables are built on first use: most posts never map a hit back.
+        self._deletions = deletions
+        self._new_pos: list[int] | None = None
         self._cum: list[int] = []
+
+    def _build(self) -> list[int]:
+        new_pos: list[int] = []
         removed = 0
-        for start, end in deletions:
-            removed_before = removed
+        for start, end in self._deletions:
+            new_pos.append(start - removed)
             removed += end - start
-            self._new_pos.append(start - removed_before)
             self._cum.append(removed)
+        self._new_pos = new_pos
+        return new_pos
 
     def to_source(self, index: int) -> int:
-        i = bisect.bisect_right(self._new_pos, index) - 1
+        new_pos = self._new_pos if self._new_pos is not None else self._build()
+        i = bisect.bisect_right(new_pos, index) - 1
         return index if i < 0 else index + self._cum[i]
 
 

@@ -303,11 +303,11 @@ def lexicon_detector(params: LexiconParams, cctx: CompileContext) -> DetectorFn:
     """Fires on any whole-word entry of the named word lists."""
     compiled = [cctx.lexicon(name) for name in params.lexicons]
     bank = cctx.bank
-    ids = [lex.bank_id for lex in compiled]
+    ids = frozenset(lex.bank_id for lex in compiled)
 
     def check(ctx: PostContext) -> list[Hit] | None:
         found = bank.scan(ctx)
-        if not found or not any(i in found for i in ids):
+        if not found or ids.isdisjoint(found):
             return None  # the common case: no candidate at all for these lists
         hits = [h for lex in compiled for h in lex.find(ctx)]
         return hits or None

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 from ..context import Hit, PostContext
-from ..similarity import Signature, signature, similarity
+from ..similarity import Signature, signature, similarities, similarity
 from ..text import fold, words
 from .base import CompileContext, DetectorFn, Params, detector
 
@@ -100,12 +100,17 @@ def near_duplicate_detector(params: DuplicateParams, cctx: CompileContext) -> De
             return None
         when = ctx.post.occurred_at or ctx.now
         since = when - within
-        sig = ctx.signature
-        for e in reversed(ctx.history.recent_by_author(author)):
-            # Only earlier posts count: the first of two twins is the original.
-            if e.post_id == ctx.post.post_id or not since <= e.occurred_at <= when:
-                continue
-            sim = similarity(sig, e.signature)
+        me = ctx.post.post_id
+        # Only earlier posts count: the first of two twins is the original.
+        earlier = [
+            e
+            for e in ctx.history.recent_by_author(author)
+            if e.post_id != me and since <= e.occurred_at <= when
+        ]
+        if not earlier:
+            return None
+        sims = similarities(ctx.signature, [e.signature for e in earlier])  # one numpy pass
+        for e, sim in zip(reversed(earlier), reversed(sims), strict=True):  # latest first
             if sim >= params.threshold:
                 return [Hit(None, None, None, {"similar_to": e.post_id, "similarity": sim})]
         return None
@@ -161,8 +166,19 @@ def campaign_template_detector(params: TemplateParams, cctx: CompileContext) -> 
         cid: signature(words(fold(text))) for cid, text in campaigns.items()
     }
     static_words = [set(words(fold(text))) for text in campaigns.values()]
+    # Rules of one charter asking the same question (the template rule, and the burst rule's
+    # "not a template") share the answer for a post.
+    key = ("campaign_template", id(cctx.charter), params.threshold)
 
     def check(ctx: PostContext) -> list[Hit] | None:
+        cache = ctx.cache
+        if key in cache:
+            hits: list[Hit] | None = cache[key]
+            return hits
+        hits = cache[key] = template(ctx)
+        return hits
+
+    def template(ctx: PostContext) -> list[Hit] | None:
         campaign = ctx.post.campaign
         if campaign is not None:
             cands = [(campaign, static[campaign])] if campaign in static else []
