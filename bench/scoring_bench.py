@@ -4,7 +4,8 @@ events from an embedded nats-server's JetStream stream, and leaderboard read lat
 Usage: python bench/scoring_bench.py [REBUILD_EVENTS (default 300,000)] [AWARD_EVENTS]
 The default keeps the bench under ~3 minutes on a 2-core machine; the 1,000,000-event figure is
 extrapolated from it (the rebuild's cost per event is flat: states in memory, bulk writes every
-100,000 events); pass 1000000 to measure it (about 5 minutes, mostly filling the stream).
+100,000 events); pass 1000000 to measure it (about 2 minutes on a quiet machine, half of it
+filling the stream).
 Prints one JSON object on stdout.
 """
 
@@ -119,13 +120,27 @@ async def bench_awards(redis_url: str) -> dict[str, float]:
     n_posts = N_AMBASSADORS * POSTS_PER_AMBASSADOR
     batches = [deliveries([engagement(i, n_posts) for i in range(k, min(k + 500, AWARD_EVENTS))])
                for k in range(0, AWARD_EVENTS, 500)]  # fmt: skip
+    valkey0, cpu0 = await valkey_cpu(redis), time.process_time()
     started = time.perf_counter()
     for batch in batches:
         await pipeline.handle(batch)
     elapsed = time.perf_counter() - started
+    cpu, valkey = time.process_time() - cpu0, await valkey_cpu(redis) - valkey0
     assert all(d.outcome == "ok" for b in batches for d in b)
     await redis.aclose()
-    return {"awards_per_s": round(AWARD_EVENTS / elapsed), "awards_events": AWARD_EVENTS}
+    return {
+        "awards_per_s": round(AWARD_EVENTS / elapsed),
+        "awards_events": AWARD_EVENTS,
+        "awards_python_cpu_us_per_event": round(cpu / AWARD_EVENTS * 1e6, 1),
+        "awards_valkey_cpu_us_per_event": round(valkey / AWARD_EVENTS * 1e6, 1),
+    }
+
+
+async def valkey_cpu(redis: Any) -> float:
+    """CPU seconds Valkey has used (all threads): its share of the work, whatever the load of
+    this shared machine does to wall-clock figures."""
+    info = await redis.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
 async def fill_stream(nats_url: str, n: int) -> float:
@@ -155,13 +170,17 @@ async def bench_rebuild(nats_url: str, redis_url: str) -> dict[str, float]:
     redis = connect_redis(redis_url)
     await redis.flushdb()
     job = Rebuild(redis, nats_url, default_table(), TZ, batch=5000, keep_old=True)
+    valkey0, cpu0 = await valkey_cpu(redis), time.process_time()
     report = await job.run()
+    cpu, valkey = time.process_time() - cpu0, await valkey_cpu(redis) - valkey0
     await redis.aclose()
     return {
         "rebuild_seconds": round(report.seconds, 1),
         "rebuild_events": report.events,
         "rebuild_events_per_s": round(report.events / report.seconds),
         "rebuild_1m_seconds": round(report.seconds * 1_000_000 / max(1, report.events), 1),
+        "rebuild_python_cpu_us_per_event": round(cpu / max(1, report.events) * 1e6, 1),
+        "rebuild_valkey_cpu_us_per_event": round(valkey / max(1, report.events) * 1e6, 1),
         "rebuild_swap_pause_ms": round(report.pause_ms, 1),
         "stream_fill_seconds": round(fill_s, 1),
     }
@@ -243,7 +262,9 @@ async def main() -> dict[str, Any]:
             "scorer, one atomic Lua step per batch of 500); rebuild: ordered consumer over "
             f"PV_EVENTS ({REBUILD_EVENTS:,} events) into a fresh generation, then swap "
             "(rebuild_1m_seconds: extrapolated unless 1,000,000 events were asked); reads: HTTP "
-            "through the API process, sequential, 1000 ambassadors.",
+            "through the API process, sequential, 1000 ambassadors. *_cpu_us_per_event: CPU "
+            "time of the bench process and of Valkey per event, steadier than wall-clock rates "
+            "when the machine is shared (nats-server's share of a rebuild is not counted).",
         }
     }
 

@@ -39,7 +39,7 @@ from portevoix_scoring.domain.scorer import Scored, Scorer
 from portevoix_scoring.domain.table import default_table, load_table
 from portevoix_scoring.pipeline import ScoringPipeline
 from portevoix_scoring.rebuild import Rebuild
-from portevoix_scoring.store import APPLIED, ScoreStore
+from portevoix_scoring.store import APPLIED, CONFLICT, DUPLICATE, ScoreStore
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Europe/Paris")
@@ -232,3 +232,42 @@ async def test_rebuild_swaps_generations_while_live_writes_go_on(
     assert live.store.gen == "2" and live.scorer.table.version == "likes-x2"
     assert await board(redis, "2") == expected(events, new_yaml).boards["all"]
     assert await board(redis, "1") == {}  # old generation dropped
+
+
+async def test_states_kept_in_memory_are_refused_once_another_instance_wrote_them(
+    redis: Redis,
+) -> None:
+    # Instance A keeps the states it wrote in memory (no read on its next batch); B then writes
+    # the same post and author. A's next step, computed on its stale copies, must be refused by
+    # the version check and recomputed from Redis: nothing lost, nothing counted twice.
+    events = workload(n_posts=6, seed=2, colleagues=False)
+    store, table = await ScoreStore.open(redis, default_table())
+    a = ScoringPipeline(Scorer(table, TZ), store)
+    b = ScoringPipeline(Scorer(table, TZ), ScoreStore(redis, store.gen))
+    registrations = [e for e in events if isinstance(e, AmbassadorRegistered)]
+    post = next(e for e in events if isinstance(e, PostReceived))
+    verdict = PostModerated(event_id="d-x", occurred_at=post.occurred_at, producer="t",
+                            decision_id="d-x", post_key=post.post_key,
+                            post_event_id=post.event_id, ambassador_id=post.ambassador_id,
+                            verdict="allow", charter_version="1", engine_version="1",
+                            content_hash="h")  # fmt: skip
+
+    def like(i: int) -> EngagementReceived:
+        return EngagementReceived(event_id=f"like-{i}", occurred_at=post.occurred_at,
+                                  producer="t", engagement="like", post_key=post.post_key,
+                                  network="linkedin", post_id=post.post_id, actor=f"fan-{i}")  # fmt: skip
+
+    assert all(o.result == APPLIED for o in await a.apply([*registrations, post, verdict]))
+    cached = a._cache.take(store.post_key(post.post_key))
+    assert cached is not None  # A kept the post state it wrote, with its version
+    a._cache.keep(store.post_key(post.post_key), *cached)
+    assert (await b.apply([like(1)]))[0].result == APPLIED  # B writes post and author
+    stale = await a._apply_once([like(2)])  # A's copies are now stale
+    assert [o.result for o in stale] == [CONFLICT]
+    assert a._cache.take(store.post_key(post.post_key)) is None  # a refused batch keeps nothing
+    assert [o.result for o in await a.apply([like(2), like(3)])] == [APPLIED, APPLIED]
+    assert [o.result for o in await b.apply([like(3)])] == [DUPLICATE]
+    assert (
+        await board(redis, store.gen)
+        == expected([*registrations, post, verdict, like(1), like(2), like(3)]).boards["all"]
+    )

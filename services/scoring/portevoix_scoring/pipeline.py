@@ -16,6 +16,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import orjson
 from pydantic import ValidationError
@@ -38,6 +39,7 @@ from portevoix_scoring.domain.post_state import PostState
 from portevoix_scoring.domain.scorer import Effects, Scored, Scorer
 from portevoix_scoring.domain.table import load_table
 from portevoix_scoring.metrics import BADGES, EVENTS_SCORED, LEADERBOARD_LAG, POINTS
+from portevoix_scoring.state_cache import StateCache
 from portevoix_scoring.store import (
     APPLIED,
     CONFLICT,
@@ -102,6 +104,7 @@ class ScoringPipeline:
         publisher: EventPublisher | None = None,
         attempts: int = 4,
         pause_wait_s: float = 60.0,
+        cache_size: int = 100_000,
     ) -> None:
         self.scorer = scorer
         self.store = store
@@ -109,6 +112,7 @@ class ScoringPipeline:
         self._attempts = attempts
         self._pause_wait_s = pause_wait_s
         self._outbox_checked = 0.0
+        self._cache = StateCache(cache_size)
 
     # -- bus adapter -----------------------------------------------------------------------
     async def handle(self, batch: Sequence[Delivery]) -> None:
@@ -224,33 +228,60 @@ class ScoringPipeline:
             if raw:
                 self.scorer = Scorer(load_table(text(raw)), self.scorer.tz)
             self.store = ScoreStore(r, gen, live=self.store.live)
+            self._cache.clear()
             log.info("scoring moved to a new generation", extra={"pv": {"generation": gen}})
 
     async def _apply_once(self, events: Sequence[Scored]) -> list[Outcome]:
         store = self.store
+        cache = self._cache
         mem = _Loaded()
         post_keys = {pk for e in events if (pk := post_of(e)) is not None}
         reactions = {r: store.reaction_key(*r) for e in events if (r := reaction_of(e))}
         wanted: set[str] = set()
         for e in events:
             wanted |= Scorer.needs(e)
-        keys = [store.post_key(pk) for pk in post_keys]
-        keys += list(reactions.values()) + [store.ambassador_key(a) for a in wanted]
+        # States this instance wrote last are taken from memory (and out of it: a batch owns
+        # what it took until it commits); the rest is read. Their versions are checked by the
+        # script like any other: if another instance wrote one meanwhile, CONFLICT, and the
+        # recomputation reads it from Redis.
+        keys: list[str] = []
+        for pk in post_keys:
+            hit = cache.take(store.post_key(pk))
+            if hit is None:
+                keys.append(store.post_key(pk))
+            else:
+                mem.posts[pk] = _Post(hit[0], cast(PostState, hit[1]))
+        keys += reactions.values()
+        for aid in wanted:
+            hit = cache.take(store.ambassador_key(aid))
+            if hit is None:
+                keys.append(store.ambassador_key(aid))
+            else:
+                mem.ambassadors[aid] = _Ambassador(hit[0], cast(AmbassadorState, hit[1]))
         states, seen = await store.load(keys, (e.event_id for e in events))
         for pk in post_keys:
-            v = states[store.post_key(pk)]
-            mem.posts[pk] = _Post(v.version, PostState.loads(pk, v.raw))
+            if pk not in mem.posts:
+                v = states[store.post_key(pk)]
+                mem.posts[pk] = _Post(v.version, PostState.loads(pk, v.raw))
         # Second read: ambassadors the loaded posts point to (authors, early colleagues).
         more: set[str] = set()
         for slot in mem.posts.values():
             more |= Scorer.post_needs(slot.state)
-        more -= wanted
-        if more:
-            extra, _ = await store.load([store.ambassador_key(a) for a in more], ())
+        more -= mem.ambassadors.keys()
+        more_keys: list[str] = []
+        for aid in more:
+            hit = cache.take(store.ambassador_key(aid))
+            if hit is None:
+                more_keys.append(store.ambassador_key(aid))
+            else:
+                mem.ambassadors[aid] = _Ambassador(hit[0], cast(AmbassadorState, hit[1]))
+        if more_keys:
+            extra, _ = await store.load(more_keys, ())
             states.update(extra)
         for aid in wanted | more:
-            v = states[store.ambassador_key(aid)]
-            mem.ambassadors[aid] = _Ambassador(v.version, AmbassadorState.loads(aid, v.raw))
+            if aid not in mem.ambassadors:
+                v = states[store.ambassador_key(aid)]
+                mem.ambassadors[aid] = _Ambassador(v.version, AmbassadorState.loads(aid, v.raw))
         react_versions = {r: states[k].version for r, k in reactions.items()}
 
         batch = store.batch(publish_badges=self._pub is not None)
@@ -285,6 +316,16 @@ class ScoringPipeline:
             return outcomes
         status, where = await store.commit(batch, token)
         if status == APPLIED:
+            # Every state the batch guarded now has, in Redis, the value held here: written
+            # ones at version `token`, read-only ones at the version they were read at.
+            for pk, post_slot in mem.posts.items():
+                key = store.post_key(pk)
+                if key in batch.guard_steps:
+                    cache.keep(key, batch.version_of(key, token), post_slot.state)
+            for aid, amb_slot in mem.ambassadors.items():
+                key = store.ambassador_key(aid)
+                if key in batch.guard_steps:
+                    cache.keep(key, batch.version_of(key, token), amb_slot.state)
             for idx, fx in staged:
                 outcomes[idx] = Outcome(APPLIED, fx)
         elif status == DUPLICATE:

@@ -20,7 +20,9 @@ stopped (markers make the overlap harmless).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -57,6 +59,14 @@ PAUSE_TTL_MS = 30_000
 Progress = Callable[[int, int], None]  # (applied up to sequence, target sequence)
 
 
+def stream_seq(reply: str) -> int:
+    """The stream sequence of a JetStream message, from its reply subject:
+    `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...` (9 tokens) or, with a domain and an
+    account hash, `$JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>...`."""
+    tokens = reply.split(".")
+    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+
+
 @dataclass
 class RebuildReport:
     old_generation: str
@@ -73,7 +83,8 @@ class RebuildReport:
 
 
 class MemoryWorld:
-    """Every state in memory, for the bulk of a rebuild: no Redis read per batch."""
+    """Every state in memory, for the bulk of a rebuild: no Redis read per batch. The states an
+    event changed are only marked; each is serialised once per flush (`flush_into`)."""
 
     def __init__(self, scorer: Scorer) -> None:
         self.scorer = scorer
@@ -81,8 +92,11 @@ class MemoryWorld:
         self.posts: dict[str, PostState] = {}
         self.reactions: set[tuple[str, str, str]] = set()
         self.seen: set[str] = set()
+        self._dirty_posts: set[str] = set()
+        self._dirty_ambassadors: set[str] = set()
+        self._new_reactions: list[tuple[str, str, str]] = []
 
-    def apply(self, event: Scored, store: ScoreStore, batch: BatchWrite) -> None:
+    def apply(self, event: Scored, batch: BatchWrite) -> None:
         if event.event_id in self.seen:
             return
         self.seen.add(event.event_id)
@@ -92,17 +106,24 @@ class MemoryWorld:
             post = self.posts.get(pk)
             if post is None:
                 post = self.posts[pk] = PostState(pk)
+            self._dirty_posts.add(pk)
         reaction = reaction_of(event)
         fx = self.scorer.apply(event, post, self.book, reacted=reaction in self.reactions)
-        guards: list[Guard] = []
-        if pk is not None and post is not None:
-            guards.append(Guard(store.post_key(pk), "", post))
-        for aid in fx.wrote:
-            guards.append(Guard(store.ambassador_key(aid), "", self.book.ambassador(aid)))
+        self._dirty_ambassadors |= fx.wrote
         if reaction is not None and fx.reaction:
             self.reactions.add(reaction)
-            guards.append(Guard(store.reaction_key(*reaction), "", b"1"))
-        batch.add(0, event.event_id, guards, fx)
+            self._new_reactions.append(reaction)
+        batch.add(0, event.event_id, (), fx)
+
+    def flush_into(self, store: ScoreStore, batch: BatchWrite) -> None:
+        """The states changed since the last flush, as the batch's writes."""
+        states: list[Guard] = [Guard(store.post_key(pk), "", self.posts[pk])
+                               for pk in self._dirty_posts]  # fmt: skip
+        states += (Guard(store.ambassador_key(a), "", self.book.ambassador(a))
+                   for a in self._dirty_ambassadors)  # fmt: skip
+        states += (Guard(store.reaction_key(*r), "", b"1") for r in self._new_reactions)
+        batch.put_states(states)
+        self._dirty_posts, self._dirty_ambassadors, self._new_reactions = set(), set(), []
 
 
 class Rebuild:
@@ -153,10 +174,15 @@ class Rebuild:
         try:
             js = nc.jetstream()
             target = (await js.stream_info(EVENTS.name)).state.last_seq
-            queue: asyncio.Queue[tuple[int, str, bytes]] = asyncio.Queue()
+            # nats-py's per-message cost dominates reading: the callback only queues what the
+            # rebuild needs (the stream sequence is read off the reply subject, not through
+            # `msg.metadata`, which builds a dataclass and a datetime per message).
+            queue: deque[tuple[int, str, bytes]] = deque()
+            arrived = asyncio.Event()
 
             async def on_msg(msg: Msg) -> None:
-                queue.put_nowait((msg.metadata.sequence.stream, msg.subject, msg.data))
+                queue.append((stream_seq(msg.reply), msg.subject, msg.data))
+                arrived.set()
 
             sub = await js.subscribe(
                 "pv.evt.>",
@@ -176,13 +202,14 @@ class Rebuild:
                 chunk: list[Scored] = []
                 seq = pos
                 while seq < goal and len(chunk) < limit:
-                    try:
-                        seq, subject, data = queue.get_nowait()
-                    except asyncio.QueueEmpty:
+                    if not queue:
+                        arrived.clear()
                         try:
-                            seq, subject, data = await asyncio.wait_for(queue.get(), 10.0)
+                            await asyncio.wait_for(arrived.wait(), 10.0)
                         except TimeoutError:
                             raise RuntimeError(f"stream stalled at sequence {seq}") from None
+                        continue
+                    seq, subject, data = queue.popleft()
                     if subject not in SCORED_SUBJECTS:
                         report.skipped += 1
                         continue
@@ -204,23 +231,37 @@ class Rebuild:
 
             async def drain_in_memory(goal: int) -> None:
                 """The bulk: states in memory, effects aggregated and written unchecked every
-                `flush_every` events (nobody else writes this generation yet)."""
+                `flush_every` events (nobody else writes this generation yet). A flush is
+                written while the next events are computed; progress is saved once it is."""
                 world = MemoryWorld(Scorer(self.table, self.tz))
+                run_id = secrets.token_hex(4)  # versions unique to this run's writes
                 batch = store.batch(publish_badges=False)
                 flushes = 0
-                while pos < goal:
-                    chunk, seq = await next_events(goal, self.batch)
-                    for event in chunk:
-                        world.apply(event, store, batch)
-                    report.events += len(chunk)
-                    REBUILD_EVENTS.inc(len(chunk))
-                    if len(batch.steps) >= self.flush_every or seq >= goal:
-                        flushes += 1
-                        await batch.write_unchecked(r, f"rebuild.{flushes}")
-                        batch = store.batch(publish_badges=False)
-                        await saved(seq, goal)
-                    else:
+                writing: asyncio.Task[None] | None = None
+
+                async def write(done: BatchWrite, token: str, seq: int) -> None:
+                    await done.write_unchecked(r, token)
+                    await r.hset(SCORING_REBUILD, "seq", str(seq))
+
+                try:
+                    while pos < goal:
+                        chunk, seq = await next_events(goal, self.batch)
+                        for event in chunk:
+                            world.apply(event, batch)
+                        report.events += len(chunk)
+                        REBUILD_EVENTS.inc(len(chunk))
+                        if len(batch.steps) >= self.flush_every or seq >= goal:
+                            flushes += 1
+                            world.flush_into(store, batch)
+                            if writing is not None:
+                                await writing  # one flush in flight: writes stay in order
+                            token = f"rebuild.{run_id}.{flushes}"
+                            writing = asyncio.create_task(write(batch, token, seq))
+                            batch = store.batch(publish_badges=False)
                         pos_progress(seq, goal)
+                finally:
+                    if writing is not None:
+                        await writing
 
             def pos_progress(seq: int, goal: int) -> None:
                 nonlocal pos

@@ -11,7 +11,7 @@ tag: one script call touches one slot (Redis Cluster).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
@@ -61,62 +61,99 @@ PRODUCER = "scoring"
 # slot of its declared KEYS (gen, pause); the cluster verifies that same-slot rule at run time.
 # The other keys travel in the payload: declaring thousands of KEYS per batch cost more to encode
 # in Python than the whole computation.
-# KEYS: gen, pause. ARGV: gen ('' = no check: a rebuild writing a generation not yet live), token,
-# the batch as JSON (k: key names; the rest refers to keys by 1-based index into k), and the
-# values (states, ledger lines, badges) concatenated, referred to as (offset, length): neither
-# escaped into the JSON nor parsed by the script.
-#   m: marker keys; g: [key, expected version, value offset, length (0 = read only)];
-#   z: [key, member, delta]; h: [key, field, delta]; l: [key, (offset, length)...];
-#   x: [key, field, offset, length]
-APPLY_LUA = """
+# KEYS: gen, pause. ARGV: gen ('' = no check: a rebuild writing a generation not yet live), token
+# (unused by the script: the states in the blob already carry it), the batch as JSON, and the
+# values (states "token\njson", ledger lines, badges) concatenated, referred to as (offset,
+# length): neither escaped into the JSON nor parsed by the script.
+#   m: marker keys; gk: state keys read, gv: the versions they must have; gw: (index into gk,
+#   offset, length)* of the states written; z: [key, (member, delta)*]; h: [key, (field, delta)*];
+#   l: [key, (offset, length)*]; x: [key, field, offset, length]
+# Multi-key commands (EXISTS, MGET, MSET) in chunks: each call from Lua has a fixed cost that
+# dominated the script when every marker and state had its own call.
+# The writing half, shared with the unchecked bulk writes of a rebuild (WRITE_LUA).
+_WRITE_PART = """
+local V = ARGV[4]
+local args = {}
+local W = b.gw
+for j = 1, #W, 3 do
+  args[#args + 1] = GK[W[j]]
+  args[#args + 1] = string.sub(V, W[j + 1], W[j + 1] + W[j + 2] - 1)
+  if #args >= 2 * CH then redis.call('MSET', unpack(args)); args = {} end
+end
+for _, k in ipairs(M) do
+  args[#args + 1] = k
+  args[#args + 1] = '1'
+  if #args >= 2 * CH then redis.call('MSET', unpack(args)); args = {} end
+end
+if #args > 0 then redis.call('MSET', unpack(args)) end
+for _, z in ipairs(b.z) do
+  local k = z[1]
+  for j = 2, #z, 2 do redis.call('ZINCRBY', k, z[j + 1], z[j]) end
+end
+for _, h in ipairs(b.h) do
+  local k = h[1]
+  for j = 2, #h, 2 do redis.call('HINCRBY', k, h[j], h[j + 1]) end
+end
+for _, l in ipairs(b.l) do
+  local vals = {}
+  for j = 2, #l, 2 do
+    vals[#vals + 1] = string.sub(V, l[j], l[j] + l[j + 1] - 1)
+    if #vals >= CH then redis.call('RPUSH', l[1], unpack(vals)); vals = {} end
+  end
+  if #vals > 0 then redis.call('RPUSH', l[1], unpack(vals)) end
+end
+for _, x in ipairs(b.x) do
+  redis.call('HSET', x[1], x[2], string.sub(V, x[3], x[3] + x[4] - 1))
+end
+return {1, {}}
+"""
+APPLY_LUA = (
+    """
 if ARGV[1] ~= '' then
   if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 1 then
     return {-2, {}}
   end
 end
+local CH = 500
 local b = cjson.decode(ARGV[3])
-local K = b.k
+local M, GK, GV = b.m, b.gk, b.gv
+local found = 0
+for i = 1, #M, CH do
+  found = found + redis.call('EXISTS', unpack(M, i, math.min(i + CH - 1, #M)))
+end
+if found > 0 then
+  local hit = {}
+  for i, k in ipairs(M) do
+    if redis.call('EXISTS', k) == 1 then hit[#hit + 1] = i end
+  end
+  return {0, hit}
+end
 local hit = {}
-for i, k in ipairs(b.m) do
-  if redis.call('EXISTS', K[k]) == 1 then hit[#hit + 1] = i end
-end
-if #hit > 0 then return {0, hit} end
-for i, g in ipairs(b.g) do
-  local s = redis.call('GET', K[g[1]])
-  local v = ''
-  if s then v = string.sub(s, 1, string.find(s, '\\n', 1, true) - 1) end
-  if v ~= g[2] then hit[#hit + 1] = i end
-end
-if #hit > 0 then return {-1, hit} end
-local token, V = ARGV[2], ARGV[4]
-for _, g in ipairs(b.g) do
-  if g[4] > 0 then
-    redis.call('SET', K[g[1]], token .. '\\n' .. string.sub(V, g[3], g[3] + g[4] - 1))
+for i = 1, #GK, CH do
+  local last = math.min(i + CH - 1, #GK)
+  local vals = redis.call('MGET', unpack(GK, i, last))
+  for j = i, last do
+    local s = vals[j - i + 1]
+    local v = ''
+    if s then v = string.sub(s, 1, string.find(s, '\\n', 1, true) - 1) end
+    if v ~= GV[j] then hit[#hit + 1] = j end
   end
 end
-for _, k in ipairs(b.m) do redis.call('SET', K[k], '1') end
-for _, z in ipairs(b.z) do redis.call('ZINCRBY', K[z[1]], z[3], z[2]) end
-for _, h in ipairs(b.h) do redis.call('HINCRBY', K[h[1]], h[2], h[3]) end
-for _, l in ipairs(b.l) do
-  local vals = {}
-  for j = 2, #l, 2 do vals[#vals + 1] = string.sub(V, l[j], l[j] + l[j + 1] - 1) end
-  redis.call('RPUSH', K[l[1]], unpack(vals))
-end
-for _, x in ipairs(b.x) do
-  redis.call('HSET', K[x[1]], x[2], string.sub(V, x[3], x[3] + x[4] - 1))
-end
-return {1, {}}
+if #hit > 0 then return {-1, hit} end
 """
+    + _WRITE_PART
+)
 
-# Many increments of one key in one call (a rebuild's bulk writes): ARGV: 'z'|'h', (member, delta)*
-INCR_MANY_LUA = """
-local cmd = ARGV[1] == 'z' and 'ZINCRBY' or 'HINCRBY'
-for i = 2, #ARGV, 2 do
-  if cmd == 'ZINCRBY' then redis.call(cmd, KEYS[1], ARGV[i + 1], ARGV[i])
-  else redis.call(cmd, KEYS[1], ARGV[i], ARGV[i + 1]) end
-end
-return 1
+# A rebuild's bulk writes into a generation nobody else writes yet: no generation, marker or
+# version check; bounded chunks (the caller splits a flush) so the server never stalls long.
+WRITE_LUA = (
+    """
+local CH = 500
+local b = cjson.decode(ARGV[3])
+local M, GK = b.m, b.gk
 """
+    + _WRITE_PART
+)
 
 # Swap generations only if the expected one is still live (two rebuilds cannot both win).
 SWAP_LUA = """
@@ -157,8 +194,8 @@ class ScoreStore:
         self._prefixes()
         self._apply = redis.register_script(APPLY_LUA)
         self._swap = redis.register_script(SWAP_LUA)
-        self._incr_many = redis.register_script(INCR_MANY_LUA)
-        self.incr_many_sha = self._incr_many.sha
+        self._write = redis.register_script(WRITE_LUA)
+        self.write_sha = self._write.sha
 
     @classmethod
     async def open(cls, redis: Redis, table: PointsTable) -> tuple[ScoreStore, PointsTable]:
@@ -229,13 +266,14 @@ class ScoreStore:
             return APPLIED, []
         res = await self._apply(
             keys=[SCORING_GENERATION, SCORING_PAUSE],
-            args=[self.gen if self.live else "", token, *batch.payload()],
+            args=[self.gen if self.live else "", token, *batch.payload(token)],
         )
         status, where = int(res[0]), [int(i) - 1 for i in res[1]]
         if status == DUPLICATE:
-            where = sorted({batch.steps[batch.marker_step[i]] for i in where})
+            where = sorted({batch.steps[i] for i in where})
         elif status == CONFLICT:
-            where = sorted({batch.steps[s] for i in where for s in batch.guard_steps[i]})
+            keys = list(batch.guard_steps)
+            where = sorted({batch.steps[s] for i in where for s in batch.guard_steps[keys[i]]})
         return status, where
 
     # -- outbox (events to publish once their effects are durable) -------------------------
@@ -286,49 +324,45 @@ def board_targets(
 
 
 class BatchWrite:
-    """The changes of a batch of steps, aggregated, keys as 1-based indexes into `keys`."""
+    """The changes of a batch of steps, aggregated per key."""
 
     def __init__(self, store: ScoreStore, *, publish_badges: bool) -> None:
         self._store = store
         self._publish = publish_badges
-        self.keys: list[str] = []
-        self._index: dict[str, int] = {}
         self.steps: list[int] = []  # caller's index of each step
-        self.markers: list[int] = []
-        self.marker_step: list[int] = []  # step position of each marker
-        self._guards: dict[int, list[Any]] = {}  # key -> [expected version, value]
-        self.guard_steps: list[list[int]] = []  # step positions reading each guard
-        self._guard_pos: dict[int, int] = {}
-        self._z: dict[tuple[int, str], int] = {}
-        self._h: dict[tuple[int, str], int] = {}
-        self._l: dict[int, list[bytes]] = {}
-        self._x: list[tuple[int, str, bytes]] = []
+        self.markers: list[str] = []  # marker key of each step, in step order
+        self._guards: dict[str, list[Any]] = {}  # key -> [expected version, value]
+        self.guard_steps: dict[str, list[int]] = {}  # key -> step positions reading it
+        self._l: dict[str, list[bytes]] = {}
+        self._x: list[tuple[str, str, bytes]] = []
         self._credits: dict[tuple[str, str, str | None, tuple[str, ...]], int] = {}
         self._reach: dict[str, dict[str, int]] = {}
 
-    def _key(self, key: str) -> int:
-        i = self._index.get(key)
-        if i is None:
-            self.keys.append(key)
-            i = self._index[key] = len(self.keys)
-        return i
-
-    def add(self, step: int, event_id: str, guards: Sequence[Guard], effects: Effects) -> None:
-        store, gen = self._store, self._store.gen
+    def add(self, step: int, event_id: str, guards: Iterable[Guard], effects: Effects) -> None:
+        store = self._store
         pos = len(self.steps)
         self.steps.append(step)
-        self.markers.append(self._key(store.seen_key(event_id)))
-        self.marker_step.append(pos)
+        self.markers.append(store.seen_key(event_id))
+        self.put_states(guards, pos)
+        self._effects(effects)
+
+    def put_states(self, guards: Iterable[Guard], pos: int = -1) -> None:
+        """States read (version to check) and written by the step at `pos` (-1: none, the
+        unchecked writes of a rebuild)."""
+        known, readers = self._guards, self.guard_steps
         for g in guards:
-            k = self._key(g.key)
-            slot = self._guards.get(k)
+            slot = known.get(g.key)
             if slot is None:
-                slot = self._guards[k] = [g.version, None]
-                self._guard_pos[k] = len(self.guard_steps)
-                self.guard_steps.append([])
-            self.guard_steps[self._guard_pos[k]].append(pos)
-            if g.value is not None:
-                slot[1] = g.value
+                known[g.key] = [g.version, g.value]
+                readers[g.key] = [pos] if pos >= 0 else []
+            else:
+                if pos >= 0:
+                    readers[g.key].append(pos)
+                if g.value is not None:
+                    slot[1] = g.value
+
+    def _effects(self, effects: Effects) -> None:
+        gen = self._store.gen
         # Credits and reach are summed per ambassador/day first and fanned out to every board
         # and counter once per batch (`_expand`): far fewer dictionary operations per event.
         credits = self._credits
@@ -342,133 +376,186 @@ class BatchWrite:
                 mine = reach[r.ambassador_id] = {}
             for fld, v in r.values.items():
                 mine[fld] = mine.get(fld, 0) + v
+        lists = self._l
         for e in effects.ledger:
-            self._l.setdefault(self._key(ledger_key(gen, e.ambassador_id)), []).append(
-                orjson.dumps(e.as_dict())
-            )
+            key = ledger_key(gen, e.ambassador_id)
+            line = e.to_json()
+            lines = lists.get(key)
+            if lines is None:
+                lists[key] = [line]
+            else:
+                lines.append(line)
         for b in effects.badges:
             grant = {"badge": b.badge, "title": b.title, "at": b.at, "level": b.level,
                      "reason_event_id": b.reason_event_id}  # fmt: skip
-            self._x.append(
-                (self._key(badges_key(gen, b.ambassador_id)), b.badge, orjson.dumps(grant))
-            )
+            self._x.append((badges_key(gen, b.ambassador_id), b.badge, orjson.dumps(grant)))
             if self._publish:
                 event = BadgeAwarded(
                     event_id=b.event_id, occurred_at=b.at, producer=PRODUCER,
                     ambassador_id=b.ambassador_id, badge=b.badge, title=b.title,
                     reason_event_id=b.reason_event_id,
                 )  # fmt: skip
-                self._l.setdefault(self._key(SCORING_OUTBOX), []).append(
+                lists.setdefault(SCORING_OUTBOX, []).append(
                     orjson.dumps(event.model_dump(mode="json"))
                 )
 
-    def _expand(self) -> None:
-        """Fan summed credits out to every board, summed reach to the ambassador's and the
-        organisation's counters."""
+    def _expand(self) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+        """Fan summed credits out to every board (key -> member -> delta), summed reach to the
+        ambassador's and the organisation's counters (key -> field -> delta)."""
         gen = self._store.gen
-        z, h = self._z, self._h
+        z: dict[str, dict[str, int]] = {}
         for (aid, day, team, campaigns), cp in self._credits.items():
+            if not cp:
+                continue
             for key, is_team in board_targets(gen, day, team, campaigns):
-                t = (self._key(key), team if is_team and team else aid)
-                z[t] = z.get(t, 0) + cp
-        total = self._key(stats_total_key(gen)) if self._reach else 0
-        for aid, values in self._reach.items():
-            mine = self._key(stats_key(gen, aid))
-            for fld, v in values.items():
-                if v:
-                    for k in (mine, total):
-                        h[(k, fld)] = h.get((k, fld), 0) + v
+                member = team if is_team and team else aid
+                board = z.get(key)
+                if board is None:
+                    z[key] = {member: cp}
+                else:
+                    board[member] = board.get(member, 0) + cp
+        h: dict[str, dict[str, int]] = {}
+        if self._reach:
+            total: dict[str, int] = {}
+            for aid, values in self._reach.items():
+                mine = {f: v for f, v in values.items() if v}
+                if mine:
+                    h[stats_key(gen, aid)] = mine
+                    for f, v in mine.items():
+                        total[f] = total.get(f, 0) + v
+            if total:
+                h[stats_total_key(gen)] = total
         self._credits, self._reach = {}, {}
+        return z, h
 
-    async def write_unchecked(self, redis: Redis, token: str, chunk: int = 500) -> None:
-        """Write the batch with plain pipelined commands, without markers or version checks:
-        only for a generation nobody else writes (the bulk of a rebuild, before its swap)."""
-        self._expand()
-        keys = self.keys
-        await redis.script_load(INCR_MANY_LUA)
+    def version_of(self, key: str, token: str) -> str:
+        """The version a guarded key has once the batch is applied."""
+        version, value = self._guards[key]
+        return token if value is not None else str(version)
+
+    async def write_unchecked(self, redis: Redis, token: str, ops_per_call: int = 4000) -> None:
+        """Write the batch without markers or version checks, in bounded script calls (a few
+        thousand commands each, pipelined): only for a generation nobody else writes (the bulk
+        of a rebuild, before its swap)."""
+        calls = self._pack(token, ops_per_call)
+        await redis.script_load(WRITE_LUA)
         pipe = redis.pipeline(transaction=False)
-        queued = 0
-
-        async def queue(name: str, *args: Any) -> None:
-            nonlocal pipe, queued
-            getattr(pipe, name)(*args)
-            queued += 1
-            if queued >= chunk:
+        for i, (batch, values) in enumerate(calls, 1):
+            pipe.evalsha(self._store.write_sha, 2, SCORING_GENERATION, SCORING_PAUSE, "", token,
+                         batch, values)  # fmt: skip
+            if i % 8 == 0 or i == len(calls):
                 await pipe.execute()
-                pipe, queued = redis.pipeline(transaction=False), 0
+                pipe = redis.pipeline(transaction=False)
 
-        states = {}
-        for k, (_, value) in self._guards.items():
-            if value is not None:
-                raw = value if isinstance(value, bytes) else value.dumps()
-                states[keys[k - 1]] = token.encode() + b"\n" + raw
-        items = list(states.items())
-        for i in range(0, len(items), 500):
-            await queue("mset", dict(items[i : i + 500]))
-        for i in range(0, len(self.markers), 1000):
-            await queue("mset", {keys[m - 1]: b"1" for m in self.markers[i : i + 1000]})
-        # One command per key: a script adds every member's (field's) delta.
-        grouped: dict[tuple[str, int], list[Any]] = {}
-        for (k, m), d in self._z.items():
-            if d:
-                grouped.setdefault(("z", k), []).extend((m, d))
-        for (k, f), d in self._h.items():
-            if d:
-                grouped.setdefault(("h", k), []).extend((f, d))
-        # Bounded calls: a busy server must not stall one huge write past the socket timeout.
-        for (kind, k), args in grouped.items():
-            for i in range(0, len(args), 800):
-                await queue(
-                    "evalsha", self._store.incr_many_sha, 1, keys[k - 1], kind, *args[i : i + 800]
-                )
-        for k, values in self._l.items():
-            for i in range(0, len(values), 500):
-                await queue("rpush", keys[k - 1], *values[i : i + 500])
-        for k, f, v in self._x:
-            await queue("hset", keys[k - 1], f, v)
-        if queued:
-            await pipe.execute()
-
-    def payload(self) -> tuple[bytes, bytes]:
-        """The script's batch JSON and its values blob."""
-        self._expand()
+    def payload(self, token: str) -> tuple[bytes, bytes]:
+        """The script's batch JSON and its values blob, all in one (checked steps). Values are
+        referred to by (offset, length) into the blob."""
+        z, h = self._expand()
+        prefix = token.encode() + b"\n"
         chunks: list[bytes] = []
         offset = 1  # Lua strings are 1-based
-
-        def put(value: bytes) -> tuple[int, int]:
-            nonlocal offset
-            chunks.append(value)
-            at = offset
-            offset += len(value)
-            return at, len(value)
-
-        guards: list[list[Any]] = []
-        for k, (version, value) in self._guards.items():
-            if value is None:
-                guards.append([k, version, 0, 0])
-            else:
-                raw = value if isinstance(value, bytes) else value.dumps()
-                guards.append([k, version, *put(raw)])
+        gw: list[int] = []
+        for i, (_, value) in enumerate(self._guards.values(), 1):
+            if value is not None:
+                raw = prefix + (value if isinstance(value, bytes) else value.dumps())
+                chunks.append(raw)
+                gw += (i, offset, len(raw))
+                offset += len(raw)
         lists: list[list[Any]] = []
-        for k, values in self._l.items():
-            entry: list[Any] = [k]
-            for v in values:
-                entry += put(v)
+        for key, lines in self._l.items():
+            entry: list[Any] = [key]
+            for line in lines:
+                chunks.append(line)
+                entry += (offset, len(line))
+                offset += len(line)
             lists.append(entry)
-        sets = [[k, f, *put(v)] for k, f, v in self._x]
-        batch = orjson.dumps(
-            {
-                "k": self.keys,
-                "m": self.markers,
-                "g": guards,
-                # Deltas as text: Lua numbers would print large integers in exponent notation.
-                "z": [[k, m, str(d)] for (k, m), d in self._z.items() if d],
-                "h": [[k, f, str(d)] for (k, f), d in self._h.items() if d],
-                "l": lists,
-                "x": sets,
-            }
-        )
-        return batch, b"".join(chunks)
+        sets: list[list[Any]] = []
+        for key, fld, value in self._x:
+            chunks.append(value)
+            sets.append([key, fld, offset, len(value)])
+            offset += len(value)
+        # Deltas as text: Lua numbers would print large integers in exponent notation.
+        zs: list[list[str]] = []
+        for key, deltas in z.items():
+            entry = [key]
+            for m, d in deltas.items():
+                if d:
+                    entry += (m, str(d))
+            zs.append(entry)
+        hs: list[list[str]] = []
+        for key, deltas in h.items():
+            entry = [key]
+            for f, d in deltas.items():
+                if d:
+                    entry += (f, str(d))
+            hs.append(entry)
+        gv = [g[0] for g in self._guards.values()]
+        batch = {"m": self.markers, "gk": list(self._guards), "gv": gv, "gw": gw, "z": zs}
+        batch |= {"h": hs, "l": lists, "x": sets}
+        return orjson.dumps(batch), b"".join(chunks)
+
+    def _pack(self, token: str, ops_per_call: int) -> list[tuple[bytes, bytes]]:
+        """The batch as script payloads like `payload`'s, as many as it takes to keep each
+        within about `ops_per_call` commands."""
+        z, h = self._expand()
+        out: list[tuple[bytes, bytes]] = []
+        prefix = token.encode() + b"\n"
+        limit = ops_per_call
+        part: dict[str, list[Any]] = {}
+        chunks: list[bytes] = []
+        offset = ops = 0
+
+        def fresh() -> None:
+            nonlocal part, chunks, offset, ops
+            part = {"m": [], "gk": [], "gv": [], "gw": [], "z": [], "h": [], "l": [], "x": []}
+            chunks, offset, ops = [], 1, 0  # Lua strings are 1-based
+
+        def put(value: bytes) -> int:
+            nonlocal offset
+            at = offset
+            chunks.append(value)
+            offset += len(value)
+            return at
+
+        def full(more: int = 1) -> None:
+            nonlocal ops
+            ops += more
+            if ops >= limit:
+                out.append((orjson.dumps(part), b"".join(chunks)))
+                fresh()
+
+        fresh()
+        for key, (version, value) in self._guards.items():
+            part["gk"].append(key)
+            part["gv"].append(version)
+            if value is not None:
+                raw = prefix + (value if isinstance(value, bytes) else value.dumps())
+                part["gw"] += (len(part["gk"]), put(raw), len(raw))
+            full()
+        for marker in self.markers:
+            part["m"].append(marker)
+            full()
+        # Deltas as text: Lua numbers would print large integers in exponent notation.
+        step = min(limit, 1000)
+        for kind, groups in (("z", z), ("h", h)):
+            for key, deltas in groups.items():
+                flat = [x for md in deltas.items() if md[1] for x in (md[0], str(md[1]))]
+                for i in range(0, len(flat), 2 * step):
+                    part[kind].append([key, *flat[i : i + 2 * step]])
+                    full(len(flat[i : i + 2 * step]) // 2)
+        for key, lines in self._l.items():
+            for i in range(0, len(lines), step):
+                entry: list[Any] = [key]
+                for line in lines[i : i + step]:
+                    entry += (put(line), len(line))
+                part["l"].append(entry)
+                full(1 + len(entry) // 8)
+        for key, fld, value in self._x:
+            part["x"].append([key, fld, put(value), len(value)])
+            full()
+        if ops:
+            out.append((orjson.dumps(part), b"".join(chunks)))
+        return out
 
 
 __all__ = [

@@ -1,0 +1,38 @@
+"""States this instance wrote last, kept decoded in memory: a batch touching them again skips
+reading and decoding them.
+
+Safe because the atomic step checks every state's version anyway: an entry is (version, state)
+exactly as Redis holds it after this instance's successful write (versions are unique write
+tokens); if another instance or a rebuild wrote the key since, the version differs, the step is
+refused (CONFLICT) and recomputed from Redis. A batch *takes* entries out (states are mutated in
+place while computing) and puts back only what its successful commit made true, so two batches
+in flight never share a state object and a refused batch leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StateCache:
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: dict[str, tuple[str, Any]] = {}  # insertion order ≈ least recently used
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def take(self, key: str) -> tuple[str, Any] | None:
+        """(version, state) of `key`, removed from the cache (the caller owns it now)."""
+        return self._entries.pop(key, None)
+
+    def keep(self, key: str, version: str, state: Any) -> None:
+        if self._size <= 0:
+            return
+        entries = self._entries
+        entries[key] = (version, state)
+        if len(entries) > self._size:
+            del entries[next(iter(entries))]
+
+    def clear(self) -> None:
+        self._entries.clear()
