@@ -30,11 +30,14 @@ from portevoix.contracts.readmodels import (
     ambassador_key,
     decision_key,
     mod_audit_key,
+    mod_post_key,
     mod_queue_by_key,
 )
+from portevoix.contracts.sealed import is_sealed
 from portevoix.runtime.delivery import Delivery
 from portevoix.runtime.publisher import EventPublisher, Outgoing
 from portevoix.runtime.streams import ensure_streams
+from portevoix.runtime.vault import Vault
 from portevoix_moderation.charter import (
     Charter,
     CharterEngine,
@@ -277,3 +280,55 @@ async def test_history_is_shared_between_instances(redis: Redis) -> None:
     assert await a.pull() == 0  # its own entries are not recorded twice
     late = SharedPostHistory(redis, instance="c")
     assert await late.load() == 4  # a new instance starts with the shared window
+
+
+async def test_sealed_posts_are_judged_on_their_text_and_stay_sealed_at_rest(
+    nc: NatsClient, redis: Redis, receiver: str
+) -> None:
+    js = nc.jetstream()
+    await ensure_streams(js)
+    vault = Vault(redis)
+    notifier = WebhookNotifier(
+        [Subscriber(url=receiver, secret=SECRET, events=["post.held"])], base_delay_s=0.05
+    )
+    notifier.start()
+    pipe = ModerationPipeline(
+        CharterEngine(default_charter()), ModerationStore(redis), EventPublisher(js),
+        notifier=notifier, vault=Vault(redis),
+    )  # fmt: skip
+    bodies = [p.model_dump(mode="json") for p in (_post("s1", "q1", "dora", HELD),
+                                                   _post("s2", "q2", "erin", BLOCKED))]  # fmt: skip
+    await vault.seal_events(bodies)
+    assert all(is_sealed(b["text"]) for b in bodies)
+    sealed_in_log = bodies[1]["text"]
+    deliveries = [
+        Delivery(raw=None, subject="", data=b"", stream_seq=i, attempt=1, msg_id=b["event_id"],  # type: ignore[arg-type]
+                 body=b)
+        for i, b in enumerate(bodies)
+    ]  # fmt: skip
+    await pipe.handle(deliveries)
+    # Judged on the opened text …
+    assert (
+        orjson.loads(await redis.get(decision_key("linkedin:q1")) or b"{}")["verdict"] == "review"
+    )
+    assert orjson.loads(await redis.get(decision_key("linkedin:q2")) or b"{}")["verdict"] == "block"
+    # … stored sealed (an erasure leaves nothing readable) …
+    rec = orjson.loads(await redis.hget(mod_post_key("linkedin:q1"), "s") or b"{}")
+    assert is_sealed(rec["text"]) and "confidentiel" not in rec["text"]
+    # … and quoted in clear only in the moderators' notification.
+    await notifier.drain()
+    assert "confidentiel" in orjson.loads(Receiver.calls[0][1])["text"]
+
+    # The author of a post still in the log is erased: a redelivery is acknowledged, not judged.
+    await vault.shred("erin")
+    again = [_post("s3", "q3", "erin", BLOCKED).model_dump(mode="json")]
+    again[0]["text"] = sealed_in_log
+    late = Delivery(raw=None, subject="", data=b"", stream_seq=9, attempt=1, msg_id="s3",  # type: ignore[arg-type]
+                    body=again[0])  # fmt: skip
+    await ModerationPipeline(
+        CharterEngine(default_charter()), ModerationStore(redis), EventPublisher(js),
+        vault=Vault(redis),
+    ).handle([late])  # fmt: skip
+    assert late.outcome == "ok"
+    assert await redis.get(decision_key("linkedin:q3")) is None
+    await notifier.stop()

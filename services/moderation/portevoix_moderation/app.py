@@ -12,6 +12,7 @@ from pathlib import Path
 from portevoix.contracts.events import EVENT_SUBJECTS, PostModerated
 from portevoix.runtime.delivery import Delivery
 from portevoix.runtime.streams import EVENTS
+from portevoix.runtime.vault import vault_from_settings
 from portevoix.runtime.worker import BusWorker, require
 from portevoix_moderation.charter import (
     Charter,
@@ -72,6 +73,7 @@ async def _ready() -> None:
         publisher,
         notifier=notifier,
         history=history,
+        vault=vault_from_settings(redis, settings),
     )
 
     def activate(charter: Charter) -> None:

@@ -44,3 +44,7 @@ HISTORY_SYNC_ENTRIES = Counter(
     "Post signatures exchanged through the shared history (pushed, pulled).",
     ["direction"],
 )
+ERASED_SKIPPED = Counter(
+    "pv_moderation_erased_skipped",
+    "Posts whose sealed text no longer opens (author erased): acknowledged, not judged.",
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -20,6 +21,7 @@ from portevoix.contracts.events import (
 )
 from portevoix.runtime.delivery import Delivery
 from portevoix.runtime.publisher import EventPublisher, Outgoing
+from portevoix.runtime.vault import Vault
 from portevoix_moderation.charter import CharterEngine, Decision, PostToCheck
 from portevoix_moderation.domain.lifecycle import on_appeal, on_decision, on_review
 from portevoix_moderation.domain.notification import notification
@@ -27,6 +29,7 @@ from portevoix_moderation.history_sync import SharedPostHistory
 from portevoix_moderation.metrics import (
     APPEALS,
     CHECK_SECONDS,
+    ERASED_SKIPPED,
     FINDINGS,
     OVERTURNS,
     REVIEWS,
@@ -81,16 +84,34 @@ class ModerationPipeline:
         *,
         notifier: WebhookNotifier | None = None,
         history: SharedPostHistory | None = None,
+        vault: Vault | None = None,
     ) -> None:
         self.engine = engine  # replaced whole when a charter is activated (hot reload)
         self._store = store
         self._pub = publisher
         self._notifier = notifier
         self._history = history
+        self._vault = vault
+        self._plain: dict[str, str | None] = {}  # sealed text -> opened, for notifications
 
     async def handle(self, batch: Sequence[Delivery]) -> None:
+        # Personal fields arrive sealed (crypto-shredding): the text is opened in memory for
+        # the charter and stays sealed in the read model, so an erasure leaves nothing readable.
+        stored_text: dict[str, str] = {}
+        complete = [True] * len(batch)
+        if self._vault is not None:
+            bodies = [d.body for d in batch if isinstance(d.body, dict)]
+            for b in bodies:
+                if isinstance(b.get("text"), str) and isinstance(b.get("event_id"), str):
+                    stored_text[b["event_id"]] = b["text"]
+            opened = iter(await self._vault.open_events(bodies))
+            complete = [next(opened) if isinstance(d.body, dict) else True for d in batch]
         posts: list[PostReceived] = []
-        for d in batch:
+        for d, whole in zip(batch, complete, strict=True):
+            if not whole:
+                # Its author was erased: nothing left to judge, nothing to store.
+                ERASED_SKIPPED.inc()
+                continue
             try:
                 posts.append(PostReceived.model_validate(d.body))
             except ValidationError as exc:
@@ -110,12 +131,14 @@ class ModerationPipeline:
         changes: list[Change] = []
         for p, ev in zip(posts, events, strict=True):
             rec, fx = on_decision(
-                records.get(p.post_key), ev, text=p.text, network=p.network,
+                records.get(p.post_key), ev, text=stored_text.get(p.event_id, p.text),
+                network=p.network,
                 team=teams.get(p.ambassador_id), now_ms=now_ms(),
             )  # fmt: skip
             records[p.post_key] = rec  # a second version of the post in this batch sees it
             changes.append(Change(f"post:{p.event_id}", p.post_key, rec, fx, ev))
         applied = await self._store.apply(changes)
+        self._plain = await self._texts(changes)
         await self._pub.publish_many(
             [Outgoing.of_event(EVENT_SUBJECTS["post.moderated"], e) for e in events]
         )
@@ -155,6 +178,7 @@ class ModerationPipeline:
             records[ev.post_key] = rec
             changes.append(Change(f"{ev.type}:{ev.event_id}", ev.post_key, rec, fx))
         applied = await self._store.apply(changes)
+        self._plain = await self._texts(changes)
         for (_, ev), c, new in zip(events, changes, applied, strict=True):
             if not new:
                 continue
@@ -168,10 +192,21 @@ class ModerationPipeline:
                 APPEALS.inc()
                 self._notify(c, ev.appeal_id, appeal=ev.message)
 
+    async def _texts(self, changes: Sequence[Change]) -> dict[str, str | None]:
+        """Sealed texts of the records a notification may quote, opened (in memory only)."""
+        if self._vault is None or self._notifier is None:
+            return {}
+        return await self._vault.open_values(
+            c.record.text for c in changes if c.record is not None and c.effects.notify
+        )
+
     def _notify(self, c: Change, delivery_id: str, **extra: str | None) -> None:
         if self._notifier is None or c.effects.notify is None or c.record is None:
             return
+        rec = c.record
+        if rec.text is not None and rec.text in self._plain:
+            rec = replace(rec, text=self._plain[rec.text])
         self._notifier.offer(
-            c.effects.notify, notification(c.effects.notify, c.record, delivery_id=delivery_id,
+            c.effects.notify, notification(c.effects.notify, rec, delivery_id=delivery_id,
                                            **extra)
         )  # fmt: skip
