@@ -474,8 +474,29 @@ def ambassadors() -> dict[str, Any]:
                     )
                 ],
                 unit="percentunit",
+                w=4,
             ),
-            stat("Registered ambassadors", [("max(pv_ambassadors_registered)", "registered")]),
+            stat(
+                "Registered ambassadors",
+                [("max(pv_ambassadors_registered)", "registered")],
+                w=4,
+                description="Consenting registered ambassadors (read models, via the API).",
+            ),
+            stat(
+                "Active ambassadors (30 days)",
+                [("max(pv_ambassadors_active)", "active")],
+                w=4,
+                description="Consenting ambassadors who posted, relayed or engaged as an "
+                "ambassador in the last 30 local days (same figure as GET /v1/analytics).",
+            ),
+            stat(
+                "Programme metrics read errors (range)",
+                [("sum(increase(pv_programme_metrics_errors_total[$__range]))", "errors")],
+                description="The API could not read the programme figures from Redis; it keeps "
+                "the last ones for programme_metrics_max_age_s, then they disappear.",
+                thresholds=[("green", None), ("orange", 1)],
+                w=4,
+            ),
             stat(
                 "Posts (range)",
                 [
@@ -484,11 +505,13 @@ def ambassadors() -> dict[str, Any]:
                         "posts",
                     )
                 ],
+                w=4,
             ),
             stat(
                 "Points earned (range)",
                 [('sum(increase(pv_points_total{op=~"award|release"}[$__range]))', "points")],
                 description="Paid at once (award) or after review (release).",
+                w=4,
             ),
             ts(
                 "Activity by network and type",
@@ -559,24 +582,24 @@ def ambassadors() -> dict[str, Any]:
             ),
             row("Earned media value"),
             ts(
-                "Earned media value by network",
-                [
-                    (
-                        f"sum by (network, currency) (increase(pv_emv_total{{{net}}}[{RI}]))",
-                        "{{network}} ({{currency}})",
-                    )
-                ],
+                "Earned media value by network (all time)",
+                [(f"max by (network, currency) (pv_emv{{{net}}})", "{{network}} ({{currency}})")],
                 unit="currencyEUR",
+                description="All-time EMV of the live scoring generation (a gauge: takedowns and "
+                "rebuilds with a new points table can lower it). `unattributed`: EMV scored "
+                "before scoring recorded the network.",
             ),
             stat(
-                "EMV (range)",
+                "EMV earned (range)",
                 [
                     (
-                        f"sum by (currency) (increase(pv_emv_total{{{net}}}[$__range]))",
+                        "sum by (currency) (max by (network, currency) "
+                        f"(delta(pv_emv{{{net}}}[$__range])))",
                         "{{currency}}",
                     )
                 ],
                 unit="currencyEUR",
+                description="Change of the all-time EMV over the range, net of reversals.",
             ),
         ],
     )

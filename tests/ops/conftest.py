@@ -15,7 +15,7 @@ import yaml
 from portevoix.runtime.embedded import EmbeddedValkey
 from portevoix.runtime.platform import SERVICES, Platform
 from portevoix.runtime.streams import RAW_SUBJECT
-from tests.e2e.helpers import act, amb, post
+from tests.e2e.helpers import act, amb, eventually, post
 from tests.ops.observability import (
     PROMETHEUS_CONFIG,
     RULES_DIR,
@@ -51,7 +51,9 @@ def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsStack]:
     platform = Platform(
         run_dir=root, nats_url=nats_srv.url, redis_url=valkey.url, log_dir=root / "logs",
         admin_token="ops-admin-token",
-        extra_env={"PORTEVOIX_LOG_LEVEL": "WARNING", "PORTEVOIX_METRICS_HOST": "127.0.0.1"},
+        # Programme figures read every second, as Prometheus scrapes here (15 s in production).
+        extra_env={"PORTEVOIX_LOG_LEVEL": "WARNING", "PORTEVOIX_METRICS_HOST": "127.0.0.1",
+                   "PORTEVOIX_PROGRAMME_METRICS_INTERVAL_S": "1"},
     )  # fmt: skip
     exporter = redis_exporter(valkey.url, root)
     prom: Prometheus | None = None
@@ -125,6 +127,12 @@ def drive_traffic(platform: Platform) -> None:
         assert r.json()["rejected"] == 1, r.text
         for path in ("/v1/leaderboards/all-time", "/v1/health", "/v1/ready"):
             assert api.get(path).status_code == 200, path
+        # A moderator approves the held confidential post: an overturn of the rule that held it.
+        held = f"linkedin:{run}-p4"
+        eventually(lambda: api.get(f"/v1/posts/{held}").json().get("in_review_queue"))
+        r = api.post(f"/v1/moderation/posts/{held}/review",
+                     json={"outcome": "approved", "note": "figures are public"})  # fmt: skip
+        assert r.status_code == 202, r.text
         # Ingest needs the admin role: an anonymous client gets a 4xx for the error panels.
         assert httpx.post(f"{platform.api_url}/v1/events", json=[]).status_code == 401
     _publish_raw(platform, run)

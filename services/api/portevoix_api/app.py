@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import nats
 import nats.errors
@@ -31,6 +32,7 @@ from portevoix_api.metrics import RedMiddleware
 from portevoix_api.micro_cache import MicroCacheMiddleware
 from portevoix_api.openapi import complete_openapi
 from portevoix_api.problems import error_responses, install_problem_handlers, problem_response
+from portevoix_api.programme_metrics import ProgrammeRefresher
 from portevoix_api.projections.projector import AnalyticsProjector
 from portevoix_api.projections.store import AnalyticsStore
 from portevoix_api.rate_limit import RateLimiter
@@ -66,7 +68,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         js = nc.jetstream()
         await ensure_streams(js, replicas=settings.stream_replicas)
         app.state.nc = nc
-        app.state.publisher = EventPublisher(js, timeout_s=settings.publish_timeout_s)
+        app.state.publisher = EventPublisher(
+            js, timeout_s=settings.publish_timeout_s, service="api"
+        )
         redis = connect_redis(settings.redis_url)
         app.state.redis = redis
         app.state.rate_limiter = RateLimiter(
@@ -77,11 +81,22 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.projector = projector
         if settings.analytics_projection:
             await projector.start()
+        programme = None
+        if settings.programme_metrics_interval_s > 0:
+            programme = ProgrammeRefresher(
+                redis,
+                ZoneInfo(settings.timezone),
+                settings.programme_metrics_interval_s,
+                settings.programme_metrics_max_age_s,
+            )
+            programme.start()
         SERVICE_UP.labels("api").set(1)
         log.info("api ready", extra={"pv": {"port": settings.port, "version": __version__}})
         try:
             yield
         finally:
+            if programme is not None:
+                await programme.stop()
             await projector.stop()
             await redis.aclose()
             try:

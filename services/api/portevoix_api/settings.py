@@ -79,6 +79,19 @@ class ApiSettings(CommonSettings):
         description="Hashtags (compared without '#', case and accents) that file a post in the "
         "idea box.",
     )
+    # -- programme metrics ------------------------------------------------------------------------
+    programme_metrics_interval_s: float = Field(
+        default=15.0,
+        ge=0,
+        description="How often this process reads the programme metrics (registered and active "
+        "ambassadors, team points, EMV) from Redis for /metrics (s; 0 = not exported).",
+    )
+    programme_metrics_max_age_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="While Redis cannot be read, /metrics keeps the last programme figures this "
+        "long (s), then omits them.",
+    )
     # -- caching ----------------------------------------------------------------------------------
     response_cache_ms: int = Field(
         default=250,

@@ -71,10 +71,10 @@ def test_engagement_moderation_registration_erasure_steps() -> None:
     base = {"event_id": "x", "occurred_at": "2026-11-20T10:00:00Z"}
     eng = PLANNER.plan({**base, "type": "engagement.received", "engagement": "like",
                         "post_key": "x:1", "network": "x", "actor_ambassador_id": "a2"})  # fmt: skip
-    assert eng is not None and eng.args[3:] == ["like", "x", person("a2")]
+    assert eng is not None and eng.args[3:] == ["like", "x", person("a2"), "2026-11-20"]
     outsider = PLANNER.plan({**base, "type": "engagement.received", "engagement": "click",
                              "post_key": "x:1", "network": "x"})  # fmt: skip
-    assert outsider is not None and outsider.args[-1] == ""
+    assert outsider is not None and outsider.args[5] == ""
     mod = PLANNER.plan({**base, "type": "post.moderated", "post_key": "x:1", "verdict": "review",
                         "findings": [{"principle": "utilite", "verdict": "nudge"},
                                      {"principle": "utilite", "verdict": "review"},

@@ -29,6 +29,10 @@ from portevoix.contracts.readmodels import (
     ANALYTICS_TAGS,
 )
 
+# Last local day (YYYYMMDD) each consenting registered ambassador (digest) posted or engaged: the
+# 30-day active count is one ZCOUNT instead of a union of 30 day sets. API-written, API-read.
+LAST_ACTIVE = "pv:{an}:last-active"  # zset: digest -> YYYYMMDD
+
 NO_TEAM = "(none)"
 SUBJECTS = [
     "pv.evt.ambassador.registered",
@@ -128,7 +132,8 @@ class AnalyticsPlanner:
                  ANALYTICS_AMBASSADOR.format(ambassador_id=ambassador_id),
                  ANALYTICS_DAY.format(day=day), ANALYTICS_ACTIVE.format(day=day),
                  ANALYTICS_TAGS.format(day=day), ANALYTICS_IDEAS,
-                 ANALYTICS_AMBASSADOR_IDEAS.format(ambassador_id=ambassador_id)],
+                 ANALYTICS_AMBASSADOR_IDEAS.format(ambassador_id=ambassador_id),
+                 ANALYTICS_REGISTERED, LAST_ACTIVE],
                 [*head, post_key, _field(event, "network"), str(event.get("kind") or "original"),
                  day, "1" if idea else "0", orjson.dumps(detail).decode() if idea else "",
                  person(ambassador_id), *tags],
@@ -139,9 +144,10 @@ class AnalyticsPlanner:
             return Step(
                 "engagement",
                 [seen, ANALYTICS_POST.format(post_key=post_key), ANALYTICS_DAY.format(day=day),
-                 ANALYTICS_ACTIVE.format(day=day), ANALYTICS_IDEAS],
+                 ANALYTICS_ACTIVE.format(day=day), ANALYTICS_IDEAS, ANALYTICS_REGISTERED,
+                 LAST_ACTIVE],
                 [*head, post_key, _field(event, "engagement"), _field(event, "network"),
-                 person(actor) if isinstance(actor, str) and actor else ""],
+                 person(actor) if isinstance(actor, str) and actor else "", day],
             )  # fmt: skip
         if kind == "post.moderated":
             post_key = _field(event, "post_key")
@@ -168,7 +174,7 @@ class AnalyticsPlanner:
             return Step(
                 "registered",
                 [seen, ANALYTICS_AMBASSADOR.format(ambassador_id=ambassador_id),
-                 ANALYTICS_REGISTERED],
+                 ANALYTICS_REGISTERED, LAST_ACTIVE],
                 [*head, person(ambassador_id), str(event.get("team") or NO_TEAM),
                  "1" if event.get("consent") is True else "0"],
             )  # fmt: skip
@@ -178,7 +184,8 @@ class AnalyticsPlanner:
                 "erased",
                 [seen, ANALYTICS_AMBASSADOR.format(ambassador_id=ambassador_id),
                  ANALYTICS_REGISTERED,
-                 ANALYTICS_AMBASSADOR_IDEAS.format(ambassador_id=ambassador_id), ANALYTICS_IDEAS],
+                 ANALYTICS_AMBASSADOR_IDEAS.format(ambassador_id=ambassador_id), ANALYTICS_IDEAS,
+                 LAST_ACTIVE],
                 [*head, person(ambassador_id), ANALYTICS_POST.format(post_key="")],
             )  # fmt: skip
         return None

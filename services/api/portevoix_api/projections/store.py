@@ -21,7 +21,7 @@ from portevoix.contracts.readmodels import (
     ANALYTICS_TAGS,
 )
 from portevoix.runtime.redis import text
-from portevoix_api.projections.analytics import Step
+from portevoix_api.projections.analytics import LAST_ACTIVE, Step
 
 # Every step: KEYS[1] the seen-set, ARGV[1] event id, ARGV[2] ttl (s).
 _SEEN = """
@@ -37,10 +37,19 @@ local function sync_idea(post, ideas, post_key)
   end
 end
 """
+# A consenting registered ambassador's last active day (YYYYMMDD, only ever moves forward).
+_MARK_ACTIVE = """
+local function mark_active(registered, last_active, who, day)
+  if redis.call('SISMEMBER', registered, who) == 1 then
+    redis.call('ZADD', last_active, 'GT', tonumber((string.gsub(day, '-', ''))), who)
+  end
+end
+"""
 STEPS: dict[str, str] = {
-    # KEYS seen, post, amb, day, active, tags, ideas, amb-ideas
+    # KEYS seen, post, amb, day, active, tags, ideas, amb-ideas, registered, last-active
     # ARGV id, ttl, post_key, network, kind, day, idea, detail, person, hashtags...
     "post": _SYNC_IDEA
+    + _MARK_ACTIVE
     + _SEEN
     + """
 if redis.call('HEXISTS', KEYS[2], 'day') == 1 then return 2 end
@@ -54,6 +63,7 @@ end
 redis.call('EXPIRE', KEYS[4], ARGV[2])
 redis.call('SADD', KEYS[5], ARGV[9])
 redis.call('EXPIRE', KEYS[5], ARGV[2])
+mark_active(KEYS[9], KEYS[10], ARGV[9], ARGV[6])
 if #ARGV >= 10 then
   for i = 10, #ARGV do redis.call('ZINCRBY', KEYS[6], 1, ARGV[i]) end
   redis.call('EXPIRE', KEYS[6], ARGV[2])
@@ -65,8 +75,10 @@ if ARGV[7] == '1' then
 end
 return 1
 """,
-    # KEYS seen, post, day, active, ideas; ARGV id, ttl, post_key, type, network, person|''
+    # KEYS seen, post, day, active, ideas, registered, last-active
+    # ARGV id, ttl, post_key, type, network, person|'', day
     "engagement": _SYNC_IDEA
+    + _MARK_ACTIVE
     + _SEEN
     + """
 local team = redis.call('HGET', KEYS[2], 'team') or '(unknown)'
@@ -80,6 +92,7 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 if ARGV[6] ~= '' then
   redis.call('SADD', KEYS[4], ARGV[6])
   redis.call('EXPIRE', KEYS[4], ARGV[2])
+  mark_active(KEYS[6], KEYS[7], ARGV[6], ARGV[7])
 end
 sync_idea(KEYS[2], KEYS[5], ARGV[3])
 return 1
@@ -108,18 +121,23 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 sync_idea(KEYS[2], KEYS[4], ARGV[3])
 return 1
 """,
-    # KEYS seen, amb, registered; ARGV id, ttl, person, team, consent
+    # KEYS seen, amb, registered, last-active; ARGV id, ttl, person, team, consent
     "registered": _SEEN
     + """
 redis.call('HSET', KEYS[2], 'team', ARGV[4])
 if ARGV[5] == '1' then redis.call('SADD', KEYS[3], ARGV[3])
-else redis.call('SREM', KEYS[3], ARGV[3]) end
+else
+  redis.call('SREM', KEYS[3], ARGV[3])
+  redis.call('ZREM', KEYS[4], ARGV[3])
+end
 return 1
 """,
-    # KEYS seen, amb, registered, amb-ideas, ideas; ARGV id, ttl, person, post key prefix
+    # KEYS seen, amb, registered, amb-ideas, ideas, last-active; ARGV id, ttl, person, post key
+    # prefix
     "erased": _SEEN
     + """
 redis.call('SREM', KEYS[3], ARGV[3])
+redis.call('ZREM', KEYS[6], ARGV[3])
 redis.call('DEL', KEYS[2])
 for _, pk in ipairs(redis.call('SMEMBERS', KEYS[4])) do
   redis.call('ZREM', KEYS[5], pk)
@@ -142,6 +160,22 @@ redis.call('DEL', KEYS[1])
 return {n, active}
 """
 
+# KEYS day's active set, registered, last-active; ARGV YYYYMMDD → members added or moved forward.
+BACKFILL_LAST_ACTIVE = """
+local who = redis.call('SINTER', KEYS[1], KEYS[2])
+local n = 0
+for i = 1, #who, 500 do
+  local args = {}
+  for j = i, math.min(i + 499, #who) do
+    args[#args + 1] = ARGV[1]
+    args[#args + 1] = who[j]
+  end
+  n = n + redis.call('ZADD', KEYS[3], 'GT', 'CH', unpack(args))
+end
+return n
+"""
+LAST_ACTIVE_FILLED = "pv:{an}:last-active:filled"  # flag: LAST_ACTIVE was backfilled once
+
 
 class AnalyticsStore:
     def __init__(self, redis: Redis) -> None:
@@ -150,6 +184,7 @@ class AnalyticsStore:
             name: redis.register_script(src) for name, src in STEPS.items()
         }
         self._participation = redis.register_script(PARTICIPATION)
+        self._backfill = redis.register_script(BACKFILL_LAST_ACTIVE)
 
     async def apply(self, steps: Sequence[Step]) -> list[int]:
         """Apply steps in order, one round trip; per step 1 = applied, 0 = seen, 2 = known post."""
@@ -178,6 +213,23 @@ class AnalyticsStore:
         ranked = sorted(((text(t), int(n)) for t, n in tags), key=lambda x: (-x[1], x[0]))
         figures.hashtags = ranked[:top]
         return figures
+
+    async def backfill_last_active(self, days: Sequence[str]) -> int | None:
+        """Fill the last-active index from the day sets, once per deployment (one that ran before
+        the index existed). Idempotent (ZADD GT): replicas racing here only repeat work. One
+        short script per day; returns the entries written, None when already done."""
+        if await self.redis.exists(LAST_ACTIVE_FILLED):
+            return None
+        n = 0
+        for day in days:
+            n += int(
+                await self._backfill(
+                    keys=[ANALYTICS_ACTIVE.format(day=day), ANALYTICS_REGISTERED, LAST_ACTIVE],
+                    args=[day.replace("-", "")],
+                )
+            )
+        await self.redis.set(LAST_ACTIVE_FILLED, "1")
+        return n
 
     async def ideas(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
         """A page of visible idea posts, most engaging first; and whether more follow."""
