@@ -25,6 +25,7 @@ from portevoix.runtime.metrics import SERVICE_UP
 from portevoix.runtime.publisher import EventPublisher
 from portevoix.runtime.redis import connect_redis
 from portevoix.runtime.streams import ensure_streams
+from portevoix.runtime.vault import vault_from_settings
 from portevoix_api.body_limit import BodyLimitMiddleware
 from portevoix_api.etag import ETagMiddleware
 from portevoix_api.jwks import JwtVerifier
@@ -77,6 +78,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             redis, settings.rate_limits, settings.rate_limit_period_s
         )
         app.state.analytics_store = AnalyticsStore(redis)
+        app.state.vault = vault_from_settings(redis, settings)
         projector = AnalyticsProjector(nc, redis, settings)
         app.state.projector = projector
         if settings.analytics_projection:

@@ -16,6 +16,7 @@ from portevoix_api.auth import Staff
 from portevoix_api.pagination import Cursor, Limit, decode_offset, offset_cursor
 from portevoix_api.problems import error_responses
 from portevoix_api.projections.store import AnalyticsStore
+from portevoix_api.sealed_fields import open_fields
 
 router = APIRouter(prefix="/v1", tags=["ideas"])
 
@@ -70,4 +71,5 @@ async def ideas(request: Request, _who: Staff, limit: Limit = 20, cursor: Cursor
     store: AnalyticsStore = request.app.state.analytics_store
     offset = decode_offset(cursor)
     items, more = await store.ideas(offset, limit)
+    await open_fields(request, items, ("text", "url"))
     return {"items": items, "next_cursor": offset_cursor(offset + limit) if more else None}

@@ -33,6 +33,7 @@ from portevoix.runtime.redis import text
 from portevoix_api.auth import Authenticated, Moderator, Principal
 from portevoix_api.problems import Problem
 from portevoix_api.routes.events import publish_or_503
+from portevoix_api.sealed_fields import open_fields
 
 router = APIRouter(prefix="/v1/moderation", tags=["moderation"])
 
@@ -202,6 +203,7 @@ async def queue(
                     "findings": orjson.loads(decision)["findings"] if decision else [],
                 }
             )
+    await open_fields(request, items, ("text",))
     more = offset + limit < int(total)
     return {
         "items": items,

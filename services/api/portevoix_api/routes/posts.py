@@ -14,6 +14,7 @@ from portevoix.contracts.readmodels import decision_key, mod_decisions_key
 from portevoix_api.auth import Authenticated
 from portevoix_api.problems import Problem
 from portevoix_api.routes.moderation import PostKey, require_record
+from portevoix_api.sealed_fields import open_fields
 
 router = APIRouter(prefix="/v1/posts", tags=["posts"])
 
@@ -65,6 +66,7 @@ async def post_detail(
         for f in (decision or {}).get("findings", [])
         if not f.get("shadow")
     ]
+    await open_fields(request, [rec], ("text",))
     return {
         "post_key": post_key,
         "ambassador_id": rec.get("ambassador_id"),
