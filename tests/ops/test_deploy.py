@@ -164,6 +164,7 @@ def test_compose_runs_a_nats_cluster_redis_monitoring_and_replicated_services(
         assert sorted(u.split("@")[1] for u in urls) == [f"{n}:4222" for n in sorted(nodes)]
         assert all(creds in u for u in urls), "services authenticate to NATS"
         assert f":{env['REDIS_PASSWORD']}@redis:6379" in e["REDIS_URL"]
+        assert e["PORTEVOIX_VAULT_MASTER_KEY"] == env["PORTEVOIX_VAULT_MASTER_KEY"]
         if svc == "api":
             assert e["PORTEVOIX_HOST"] == "0.0.0.0" and "PORTEVOIX_ADMIN_TOKEN" in e
             assert "/v1/ready" in " ".join(s["healthcheck"]["test"])
@@ -275,7 +276,8 @@ def test_valkey_config_persists_refuses_eviction_and_needs_the_password(tmp_path
 # -- Helm chart ------------------------------------------------------------------------------
 FULL_VALUES: dict[str, Any] = {
     "secret": {"create": True, "natsUrl": "nats://pv:s@nats-0.nats:4222",
-               "redisUrl": "redis://:s@valkey:6379/0", "adminToken": "t"},
+               "redisUrl": "redis://:s@valkey:6379/0", "adminToken": "t",
+               "vaultMasterKey": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},
     "metrics": {"podMonitor": {"enabled": True}, "prometheusRule": {"enabled": True},
                 "grafanaDashboards": {"enabled": True}},
     "image": {"registry": "registry.example.org/acme", "tag": "1.2.3"},
@@ -331,7 +333,7 @@ def test_every_service_is_deployed_with_probes_resources_secrets_and_autoscaling
         assert {"livenessProbe", "readinessProbe", "startupProbe"} <= c.keys()
         assert c["resources"]["requests"] and c["resources"]["limits"]
         env = {e["name"]: e for e in c["env"]}
-        for var in ("NATS_URL", "REDIS_URL"):
+        for var in ("NATS_URL", "REDIS_URL", "PORTEVOIX_VAULT_MASTER_KEY"):
             ref = env[var]["valueFrom"]["secretKeyRef"]
             assert ref["name"] == "porte-voix-connections" and "value" not in env[var]
         assert env["PORTEVOIX_STREAM_REPLICAS"]["value"] == "3"
