@@ -88,6 +88,9 @@ STATS = "pv:{{sc}}:{gen}:stats:{ambassador_id}"  # hash: impressions, reactions,
 # emv:<CUR> (1/10,000 currency units)
 STATS_TOTAL = "pv:{{sc}}:{gen}:stats"  # hash: the same counters for the whole organisation
 BADGES = "pv:{{sc}}:{gen}:badges:{ambassador_id}"  # hash: badge id -> json {badge, title, at...}
+BOARD_INDEX = "pv:{{sc}}:{gen}:board-index"  # set: every per-person board key (BOARD, TEAM_BOARD,
+# CAMPAIGN_BOARD) of the generation: what a GDPR erasure removes the person from
+BOARD_INDEX_DONE = "pv:{{sc}}:{gen}:board-index:done"  # flag: boards written before it indexed
 
 
 def team_board_key(gen: str, period: str, team: str) -> str:

@@ -245,3 +245,49 @@ def test_points_table_versions_are_validated_by_scoring_and_listed(
     got = api.get("/v1/points-tables/e2e-3").json()
     assert got["version"] == "e2e-3" and "actions:" in got["yaml"]
     assert api.get("/v1/points-tables/nope").status_code == 404
+
+
+def test_erasure_removes_the_person_and_online_still_equals_offline(
+    platform: Platform, api: httpx.Client, tmp_path: Path
+) -> None:
+    """Runs after the rebuild (live table comments-8): an erasure in the middle of the log,
+    engagement on the erased person's post after it; online == offline, team kept."""
+    eventually(lambda: all_time(api).get("sc") or None, timeout_s=40)
+    before = [
+        amb("se", "Sue Ernst", "Ventes", {"linkedin": "sue-e"}),
+        post("s-e1", "se1", "sue-e", TEXTS[1], at=at(70)),
+        act("like", "s-e2", "se1", "fan7", at=at(71)),
+    ]
+    assert api.post("/v1/events", json=before).json()["accepted"] == len(before)
+    eventually(lambda: all_time(api).get("se") or None, timeout_s=30)
+
+    def ventes() -> float:
+        teams = api.get("/v1/leaderboards/all-time/teams").json()["items"]
+        return float(next(t["points"] for t in teams if t["team"] == "Ventes"))
+
+    team_before = ventes()
+    r = api.delete("/v1/ambassadors/se")
+    assert r.status_code == 202, r.text
+    eventually(lambda: api.get(r.json()["status_url"]).json()["status"] == "done")
+    eventually(lambda: "se" not in all_time(api) or None, timeout_s=30)
+    for what in ("ledger", "badges"):  # unknown now, or known with nothing left
+        got = api.get(f"/v1/ambassadors/se/{what}")
+        assert got.status_code == 404 or got.json()["items"] == [], got.text
+    assert ventes() == team_before  # the team keeps what she earned
+    after = [act("comment", "s-e3", "se1", "fan8", at=at(72), text="Super")]
+    assert api.post("/v1/events", json=after).json()["accepted"] == 1
+    eventually(lambda: ventes() == team_before + 8 or None, timeout_s=30)  # comments-8 table
+    assert "se" not in all_time(api)
+
+    table = tmp_path / "points.yaml"
+    from portevoix_scoring.domain.table import default_table
+
+    table.write_text(default_table().dumps().replace("comment: 5.0", "comment: 8.0")
+                     .replace("version: default-2", "version: comments-8"))  # fmt: skip
+    erasure = {"type": "ambassador.erasure_requested", "request_id": "req-se",
+               "ambassador_id": "se", "requested_by": "admin", "requested_at": at(71)}  # fmt: skip
+    log = [*scenario(), act("comment", "s-after", "sp8", "fan9", at=at(60), text="Top"),
+           *before, erasure, *after]  # fmt: skip
+    report = offline_totals(log, tmp_path, "--table", str(table))
+    assert "se" not in report["totals"] and report["totals"] == all_time(api)
+    assert report["teams"]["Ventes"] == ventes()

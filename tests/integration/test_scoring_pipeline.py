@@ -16,6 +16,7 @@ from nats.aio.client import Client as NatsClient
 from redis.asyncio import Redis
 
 from portevoix.contracts.events import (
+    AmbassadorErased,
     AmbassadorRegistered,
     EngagementReceived,
     PostModerated,
@@ -30,6 +31,7 @@ from portevoix.contracts.readmodels import (
     board_key,
     ledger_key,
     stats_key,
+    stats_total_key,
     team_board_key,
     teams_board_key,
 )
@@ -98,6 +100,33 @@ def workload(n_posts: int = 60, seed: int = 7, colleagues: bool = True) -> list[
     return out
 
 
+def with_erasures(events: list[Scored], *who: str) -> list[Scored]:
+    """The workload with `who` erased, one after the other, from the middle of the log on
+    (engagement, verdicts and reviews on their posts keep arriving after)."""
+    out = list(events)
+    for n, aid in enumerate(who):
+        at = len(out) * (n + 2) // (len(who) + 2)
+        out.insert(at, AmbassadorErased(event_id=f"erased:req-{aid}", occurred_at=T0,
+                                        producer="ingest", ambassador_id=aid,
+                                        request_id=f"req-{aid}", requested_by="self",
+                                        networks=["linkedin"], existed=True))  # fmt: skip
+    return out
+
+
+async def assert_erased(redis: Redis, gen: str, aid: str) -> None:
+    """Nothing about `aid` is left but the tombstone: no board entry, ledger, badges, stats,
+    reaction marker."""
+    keys = [k.decode() async for k in redis.scan_iter(match=f"pv:{{sc}}:{gen}:*")]
+    for key in keys:
+        if await redis.type(key) == b"zset":
+            assert await redis.zscore(key, aid) is None, key
+    assert [k for k in keys if k.endswith(f":{aid}")] == [f"pv:{{sc}}:{gen}:amb:{aid}"]
+    raw = await redis.get(f"pv:{{sc}}:{gen}:amb:{aid}")
+    assert isinstance(raw, bytes)
+    tomb = orjson.loads(raw.partition(b"\n")[2])
+    assert tomb["erased"] and not tomb["counts"] and not tomb["recv"] and not tomb["badges"]
+
+
 async def zmap(redis: Redis, key: str) -> dict[str, int]:
     rows: list[Any] = await redis.zrange(key, 0, -1, withscores=True)
     return {m.decode(): int(s) for m, s in rows if int(s)}
@@ -115,10 +144,11 @@ def expected(events: list[Scored], table_yaml: str | None = None) -> Projection:
     return proj
 
 
+@pytest.mark.parametrize("erased", [(), ("a3", "a5")], ids=["", "with-erasures"])
 async def test_redis_projections_equal_the_in_memory_ones_despite_redelivery(
-    redis: Redis,
+    redis: Redis, erased: tuple[str, ...]
 ) -> None:
-    events = workload()
+    events = with_erasures(workload(), *erased)
     store, table = await ScoreStore.open(redis, default_table())
     pipe = ScoringPipeline(Scorer(table, TZ), store)
     rnd = random.Random(1)
@@ -134,13 +164,15 @@ async def test_redis_projections_equal_the_in_memory_ones_despite_redelivery(
     assert await board(redis, store.gen) == proj.boards["all"]
     for period, want in proj.boards.items():
         assert await board(redis, store.gen, period) == {k: v for k, v in want.items() if v}
-    # Team boards: per member and per team.
+    # Team boards: per member and per team (erased people's points stay in their team's).
     team_of = {a: s.team for a, s in proj.book.states.items()}
-    teams: dict[str, int] = {}
-    for a, cp in proj.boards["all"].items():
-        teams[team_of[a] or ""] = teams.get(team_of[a] or "", 0) + cp
-    assert await zmap(redis, teams_board_key(store.gen, "all")) == {
-        k: v for k, v in teams.items() if v
+    for period, want in proj.teams.items():
+        assert await zmap(redis, teams_board_key(store.gen, period)) == {
+            k: v for k, v in want.items() if v
+        }
+    org: dict[Any, Any] = await redis.hgetall(stats_total_key(store.gen))
+    assert {k.decode(): int(v) for k, v in org.items() if int(v)} == {
+        k: v for k, v in proj.org.items() if v
     }
     assert await zmap(redis, team_board_key(store.gen, "all", "Tech")) == {
         a: cp for a, cp in proj.boards["all"].items() if team_of[a] == "Tech" and cp
@@ -160,6 +192,16 @@ async def test_redis_projections_equal_the_in_memory_ones_despite_redelivery(
         paid = sum(e["points"] for e in lines if e["op"] in ("award", "release", "reverse"))
         assert round(paid * 100) == cp
     assert await redis.llen(SCORING_OUTBOX) == 0  # no publisher: no outbox
+    for aid in erased:
+        await assert_erased(redis, store.gen, aid)
+    if erased:  # the erased people had earned points, and their teams kept them
+        for aid in erased:
+            at = next(i for i, e in enumerate(events) if isinstance(e, AmbassadorErased)
+                      and e.ambassador_id == aid)  # fmt: skip
+            assert expected(events[:at]).boards["all"].get(aid, 0) > 0
+        kept = expected(workload())
+        assert sum(proj.teams["all"].values()) > sum(proj.boards["all"].values())
+        assert proj.org["posts"] == kept.org["posts"]
 
 
 async def test_concurrent_instances_never_double_count_or_lose(redis: Redis) -> None:
@@ -195,8 +237,12 @@ async def test_rebuild_swaps_generations_while_live_writes_go_on(
 ) -> None:
     js = nc.jetstream()
     await ensure_streams(js)
+    # An erasure before the rebuild starts (a2) and one arriving while it runs (a6): the rebuilt
+    # generation must not bring either person back.
     events = workload(n_posts=80, seed=11)
     first, rest = events[: len(events) // 2], events[len(events) // 2 :]
+    first, rest = with_erasures(first, "a2"), with_erasures(rest, "a6")
+    events = first + rest
 
     async def publish(evs: list[Scored]) -> None:
         for e in evs:
@@ -230,7 +276,13 @@ async def test_rebuild_swaps_generations_while_live_writes_go_on(
     assert report.generation == "2" and await redis.get(SCORING_GENERATION) == b"2"
     await live.apply(rest[-3:])  # a late redelivery after the swap: duplicates in the new gen
     assert live.store.gen == "2" and live.scorer.table.version == "likes-x2"
-    assert await board(redis, "2") == expected(events, new_yaml).boards["all"]
+    want = expected(events, new_yaml)
+    assert await board(redis, "2") == want.boards["all"]
+    assert await zmap(redis, teams_board_key("2", "all")) == {
+        k: v for k, v in want.teams["all"].items() if v
+    }
+    for aid in ("a2", "a6"):
+        await assert_erased(redis, "2", aid)
     assert await board(redis, "1") == {}  # old generation dropped
 
 
@@ -271,3 +323,64 @@ async def test_states_kept_in_memory_are_refused_once_another_instance_wrote_the
         await board(redis, store.gen)
         == expected([*registrations, post, verdict, like(1), like(2), like(3)]).boards["all"]
     )
+
+
+async def test_erasure_step_is_exactly_once_and_keeps_team_and_organisation_totals(
+    redis: Redis,
+) -> None:
+    from tests.unit.scoring.test_erasure import AFTER, BEFORE, erased
+
+    store, table = await ScoreStore.open(redis, default_table())
+    pipe = ScoringPipeline(Scorer(table, TZ), store)
+    assert all(o.result == APPLIED for o in await pipe.apply(BEFORE))
+    gen = store.gen
+
+    def comment(eid: str) -> EngagementReceived:
+        return EngagementReceived(event_id=eid, occurred_at=T0, producer="t",
+                                  engagement="comment", post_key="linkedin:p1",
+                                  network="linkedin", post_id="p1", actor=f"fan-{eid}")  # fmt: skip
+
+    # Another instance scores on a1's post: it keeps a1's (pre-erasure) state in memory.
+    other = ScoringPipeline(Scorer(table, TZ), ScoreStore(redis, gen))
+    assert [o.result for o in await other.apply([comment("warm")])] == [APPLIED]
+    a1_boards = [k async for k in redis.scan_iter(match=f"pv:{{sc}}:{gen}:board:*")
+                 if await redis.zscore(k, "a1") is not None]  # fmt: skip
+    # Day, week, month, quarter, all-time × overall, team member, campaign.
+    assert len(a1_boards) == 15 and await redis.exists(ledger_key(gen, "a1"))
+    assert await redis.exists(badges_key(gen, "a1"), stats_key(gen, "a1")) == 2
+    # The API's rolling cache (a union of day boards, 5 s TTL) and badges not published yet.
+    rolling = f"pv:{{sc}}:{gen}:rolling:30:2026-11-20"
+    await redis.zunionstore(rolling, [board_key(gen, "day:2026-11-16")])
+    await redis.pexpire(rolling, 5000)
+    outbox = [orjson.dumps({"event_id": f"badge:{a}:x", "ambassador_id": a}) for a in ("a1", "b1")]
+    await redis.rpush(SCORING_OUTBOX, *outbox)
+    teams = {p: await zmap(redis, teams_board_key(gen, p)) for p in ("all", "day:2026-11-16")}
+    org = await redis.hgetall(stats_total_key(gen))
+
+    # Redelivered tail + the erasure in one batch, then the erasure alone again, twice.
+    outcomes = await pipe.apply([*BEFORE[-3:], erased("a1")])
+    assert [o.result for o in outcomes] == [DUPLICATE, DUPLICATE, DUPLICATE, APPLIED]
+    for _ in range(2):
+        assert [o.result for o in await pipe.apply([erased("a1")])] == [DUPLICATE]
+    await assert_erased(redis, gen, "a1")
+    assert await redis.zscore(rolling, "a1") is None and await redis.zscore(rolling, "a2")
+    assert await redis.lrange(SCORING_OUTBOX, 0, -1) == [outbox[1]]
+    assert {p: await zmap(redis, teams_board_key(gen, p)) for p in teams} == teams
+    assert await redis.hgetall(stats_total_key(gen)) == org
+
+    # Later events on the erased person's posts: team and organisation move as if nothing
+    # had been erased; nobody gets a board entry, a ledger, badges or stats back.
+    assert all(o.result == APPLIED for o in await pipe.apply(AFTER))
+    await assert_erased(redis, gen, "a1")
+    # The other instance's copy of a1's state is stale: its step is refused, then recomputed
+    # on the tombstone.
+    assert [o.result for o in await other._apply_once([comment("late")])] == [CONFLICT]
+    assert [o.result for o in await other.apply([comment("late")])] == [APPLIED]
+    await assert_erased(redis, gen, "a1")
+    kept = expected([*BEFORE, comment("warm"), *AFTER, comment("late")])
+    for period, want in kept.teams.items():
+        assert await zmap(redis, teams_board_key(gen, period)) == {
+            k: v for k, v in want.items() if v
+        }
+    got: dict[Any, Any] = await redis.hgetall(stats_total_key(gen))
+    assert {k.decode(): int(v) for k, v in got.items()} == kept.org

@@ -19,6 +19,7 @@ from portevoix_scoring.table_validation import serve_validation
 
 SUBJECTS = [
     EVENT_SUBJECTS["ambassador.registered"],
+    EVENT_SUBJECTS["ambassador.erased"],
     EVENT_SUBJECTS["post.received"],
     EVENT_SUBJECTS["engagement.received"],
     EVENT_SUBJECTS["post.moderated"],
@@ -67,7 +68,8 @@ worker.consume(
     durable="scoring",
     subjects=SUBJECTS,
     handler=handle_events,
-    description="Ambassadors, posts, engagement, moderation verdicts and reviews, points tables.",
+    description="Ambassadors (registered, erased), posts, engagement, moderation verdicts and "
+    "reviews, points tables.",
 )
 worker.document_publisher(
     EVENT_SUBJECTS["badge.awarded"],

@@ -19,12 +19,19 @@ import orjson
 from pydantic import ValidationError
 
 from portevoix.contracts.events import PostModerated, PostReceived
-from portevoix.contracts.ingest import AmbassadorIn, EngagementIn, PostIn, parse_ingest_event
+from portevoix.contracts.ingest import (
+    AmbassadorIn,
+    EngagementIn,
+    ErasureRequested,
+    PostIn,
+    parse_ingest_event,
+)
 from portevoix_ingest.domain.normalise import (
     to_ambassador_registered,
     to_engagement_received,
     to_post_received,
 )
+from portevoix_ingest.domain.privacy import to_ambassador_erased
 from portevoix_moderation.charter import (
     CharterEngine,
     InMemoryPostHistory,
@@ -33,10 +40,11 @@ from portevoix_moderation.charter import (
     load_charter,
 )
 from portevoix_scoring.domain.projection import Projection
-from portevoix_scoring.domain.scorer import EMV_UNIT
+from portevoix_scoring.domain.scorer import EMV_UNIT, points_out
 from portevoix_scoring.domain.table import PointsTable
 
 PRODUCER = "offline"
+ERASURE_TYPE = "ambassador.erasure_requested"
 
 
 @dataclass
@@ -47,6 +55,10 @@ class _Directory:
     consent: dict[str, bool] = field(default_factory=dict)
     owned: dict[str, dict[str, str]] = field(default_factory=dict)
     parked: dict[tuple[str, str], dict[str, PostIn]] = field(default_factory=dict)
+    teams: dict[str, str] = field(default_factory=dict)
+    # Handles of erased ambassadors: their activity still in the log is dropped, as ingest drops
+    # it while its tombstones live (no clock here: for good).
+    erased: set[tuple[str, str]] = field(default_factory=set)
 
     def register(self, a: AmbassadorIn) -> list[PostIn]:
         for network, handle in self.owned.get(a.ambassador_id, {}).items():
@@ -55,11 +67,25 @@ class _Directory:
         new = {str(k): v for k, v in a.handles.items()}
         self.owned[a.ambassador_id] = new
         self.consent[a.ambassador_id] = a.consent
+        self.teams[a.ambassador_id] = a.team
         replay: list[PostIn] = []
         for network, handle in new.items():
             self.handles[(network, handle)] = a.ambassador_id
+            self.erased.discard((network, handle))
             replay += self.parked.pop((network, handle), {}).values()
         return replay
+
+    def erase(self, ambassador_id: str) -> tuple[str | None, list[str], bool]:
+        """Ingest's erasure: directory entry, handles and what is parked under them go; the
+        handles are tombstoned. (team, networks, whether anything was held)."""
+        owned = self.owned.pop(ambassador_id, {})
+        existed = ambassador_id in self.consent
+        self.consent.pop(ambassador_id, None)
+        for network, handle in owned.items():
+            self.handles.pop((network, handle), None)
+            self.parked.pop((network, handle), None)
+            self.erased.add((network, handle))
+        return self.teams.pop(ambassador_id, None), sorted(owned), existed
 
     def resolve(self, network: str, handle: str) -> tuple[str, bool] | None:
         aid = self.handles.get((network, handle))
@@ -81,11 +107,29 @@ class OfflineScoring:
                 continue
             self.counts["lines"] += 1
             try:
-                event = parse_ingest_event(orjson.loads(line))
+                data = orjson.loads(line)
+                if isinstance(data, dict) and data.get("type") == ERASURE_TYPE:
+                    # `pv.raw.erasure.v1`, in the log's order.
+                    self.erase(ErasureRequested.model_validate(data))
+                    continue
+                event = parse_ingest_event(data)
             except (orjson.JSONDecodeError, ValidationError):
                 self.counts["invalid"] += 1
                 continue
             self.ingest(event, line_no=n)
+
+    def erase(self, request: ErasureRequested) -> None:
+        parked = sum(
+            len(self.directory.parked.get((n, h), {}))
+            for n, h in self.directory.owned.get(request.ambassador_id, {}).items()
+        )
+        team, networks, existed = self.directory.erase(request.ambassador_id)
+        self.counts["parked"] -= parked
+        self.counts["erased"] = self.counts.get("erased", 0) + 1
+        self.projection.apply(
+            to_ambassador_erased(request, PRODUCER, request.requested_at, team=team,
+                                 networks=networks, existed=existed)
+        )  # fmt: skip
 
     def ingest(self, event: AmbassadorIn | PostIn | EngagementIn, line_no: int = 0) -> None:
         if isinstance(event, AmbassadorIn):
@@ -97,6 +141,9 @@ class OfflineScoring:
             return
         if isinstance(event, PostIn):
             who = self.directory.resolve(event.network, event.author)
+            if who is None and (event.network, event.author) in self.directory.erased:
+                self.counts["erased_dropped"] = self.counts.get("erased_dropped", 0) + 1
+                return
             if who is None:
                 self.directory.parked.setdefault((event.network, event.author), {})[
                     event.event_id
@@ -111,6 +158,9 @@ class OfflineScoring:
             self.projection.apply(self.moderate(post))
             return
         who = self.directory.resolve(event.network, event.actor)
+        if who is None and (event.network, event.actor) in self.directory.erased:
+            self.counts["erased_dropped"] = self.counts.get("erased_dropped", 0) + 1
+            return
         if who is not None and not who[1]:
             self.counts["withheld"] += 1
             return
@@ -139,6 +189,8 @@ class OfflineScoring:
         p = self.projection
         ambassadors: dict[str, Any] = {}
         for aid in sorted(set(p.book.states) | set(p.reach)):
+            if p.book.ambassador(aid).erased:
+                continue  # a tombstone: nothing personal to report
             reach = p.reach.get(aid, {})
             ambassadors[aid] = {
                 "points": p.totals().get(aid, 0),
@@ -150,6 +202,7 @@ class OfflineScoring:
             }
         return {
             "totals": p.totals(),
+            "teams": {t: points_out(cp) for t, cp in sorted(p.teams.get("all", {}).items())},
             "table_version": p.table.version,
             "counts": {**self.counts, "scored_events": p.events},
             "verdicts": self.verdicts,

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from portevoix.contracts.events import (
     DOMAIN_EVENT,
+    AmbassadorErased,
     AmbassadorRegistered,
     EngagementReceived,
     PointsTablePublished,
@@ -51,7 +52,14 @@ from portevoix_scoring.store import (
 )
 
 log = logging.getLogger("portevoix.scoring")
-SCORED_TYPES = (PostReceived, EngagementReceived, PostModerated, PostReviewed, AmbassadorRegistered)
+SCORED_TYPES = (
+    PostReceived,
+    EngagementReceived,
+    PostModerated,
+    PostReviewed,
+    AmbassadorRegistered,
+    AmbassadorErased,
+)
 BADGE_SUBJECT = "pv.evt.badge.awarded"
 
 
@@ -63,7 +71,7 @@ def reaction_of(event: Scored) -> tuple[str, str, str] | None:
 
 
 def post_of(event: Scored) -> str | None:
-    return None if isinstance(event, AmbassadorRegistered) else event.post_key
+    return None if isinstance(event, AmbassadorRegistered | AmbassadorErased) else event.post_key
 
 
 @dataclass
@@ -195,7 +203,24 @@ class ScoringPipeline:
 
     # -- core ------------------------------------------------------------------------------
     async def apply(self, events: Sequence[Scored]) -> list[Outcome]:
-        """Apply events in order; recompute the ones refused (CONFLICT/STALE) a few times."""
+        """Apply events in order; recompute the ones refused (CONFLICT/STALE) a few times.
+
+        An erasure ends its batch: the script applies it after the batch's writes, so no step
+        after it may write for the same person in the same call (a new registration may)."""
+        outcomes: list[Outcome] = []
+        start = 0
+        for end, event in enumerate(events, 1):
+            if isinstance(event, AmbassadorErased) or end == len(events):
+                part = await self._apply_part(events[start:end])
+                outcomes += part
+                start = end
+                if any(o.result in (CONFLICT, STALE) for o in part):
+                    # Not applied yet: what follows waits too (redelivered in order).
+                    outcomes += [Outcome(CONFLICT) for _ in events[end:]]
+                    break
+        return outcomes
+
+    async def _apply_part(self, events: Sequence[Scored]) -> list[Outcome]:
         outcomes: list[Outcome] = [Outcome(CONFLICT)] * len(events)
         pending = list(range(len(events)))
         for _ in range(self._attempts):

@@ -33,8 +33,9 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from portevoix.contracts.events import DOMAIN_EVENT, EVENT_SUBJECTS
+from portevoix.contracts.events import DOMAIN_EVENT, EVENT_SUBJECTS, AmbassadorErased
 from portevoix.contracts.readmodels import (
+    BOARD_INDEX_DONE,
     SCORING_GENERATION,
     SCORING_PAUSE,
     SCORING_REBUILD,
@@ -51,8 +52,8 @@ from portevoix_scoring.store import CONFLICT, STALE, BatchWrite, Guard, ScoreSto
 
 SCORED_SUBJECTS = {
     EVENT_SUBJECTS[t]
-    for t in ("ambassador.registered", "post.received", "engagement.received",
-              "post.moderated", "post.reviewed")
+    for t in ("ambassador.registered", "ambassador.erased", "post.received",
+              "engagement.received", "post.moderated", "post.reviewed")
 }  # fmt: skip
 PAUSE_TTL_MS = 30_000
 
@@ -110,6 +111,8 @@ class MemoryWorld:
         reaction = reaction_of(event)
         fx = self.scorer.apply(event, post, self.book, reacted=reaction in self.reactions)
         self._dirty_ambassadors |= fx.wrote
+        for aid in fx.erased:  # their reaction markers go (the erasure step deletes them)
+            self.reactions = {r for r in self.reactions if r[2] != aid}
         if reaction is not None and fx.reaction:
             self.reactions.add(reaction)
             self._new_reactions.append(reaction)
@@ -164,6 +167,7 @@ class Rebuild:
         else:
             await ScoreStore(r, new).drop_generation(new)  # leftovers of an abandoned rebuild
         await r.set(gen_table_key(new), self.table.dumps())
+        await r.set(BOARD_INDEX_DONE.format(gen=new), "1")  # its boards index themselves
         await r.hset(SCORING_REBUILD, mapping={"gen": new, "table": self.table.version,
                                               "status": "running", "seq": str(start - 1)})  # fmt: skip
         report = RebuildReport(old, new, self.table.version, resumed_from=start - 1)
@@ -243,21 +247,29 @@ class Rebuild:
                     await done.write_unchecked(r, token)
                     await r.hset(SCORING_REBUILD, "seq", str(seq))
 
+                async def flush(seq: int) -> None:
+                    nonlocal batch, flushes, writing
+                    flushes += 1
+                    world.flush_into(store, batch)
+                    if writing is not None:
+                        await writing  # one flush in flight: writes stay in order
+                    token = f"rebuild.{run_id}.{flushes}"
+                    writing = asyncio.create_task(write(batch, token, seq))
+                    batch = store.batch(publish_badges=False)
+
                 try:
                     while pos < goal:
                         chunk, seq = await next_events(goal, self.batch)
                         for event in chunk:
                             world.apply(event, batch)
+                            if isinstance(event, AmbassadorErased):
+                                # The erasure runs after its flush's writes: it must end it
+                                # (progress stays at the previous chunk's end).
+                                await flush(pos)
                         report.events += len(chunk)
                         REBUILD_EVENTS.inc(len(chunk))
                         if len(batch.steps) >= self.flush_every or seq >= goal:
-                            flushes += 1
-                            world.flush_into(store, batch)
-                            if writing is not None:
-                                await writing  # one flush in flight: writes stay in order
-                            token = f"rebuild.{run_id}.{flushes}"
-                            writing = asyncio.create_task(write(batch, token, seq))
-                            batch = store.batch(publish_badges=False)
+                            await flush(seq)
                         pos_progress(seq, goal)
                 finally:
                     if writing is not None:

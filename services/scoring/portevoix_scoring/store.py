@@ -23,6 +23,8 @@ from portevoix.contracts.events import BadgeAwarded
 from portevoix.contracts.periods import periods_of
 from portevoix.contracts.readmodels import (
     AMBASSADOR_STATE,
+    BOARD_INDEX,
+    BOARD_INDEX_DONE,
     POST_STATE,
     REACTION,
     SCORING_GENERATION,
@@ -67,7 +69,10 @@ PRODUCER = "scoring"
 # length): neither escaped into the JSON nor parsed by the script.
 #   m: marker keys; gk: state keys read, gv: the versions they must have; gw: (index into gk,
 #   offset, length)* of the states written; z: [key, (member, delta)*]; h: [key, (field, delta)*];
-#   l: [key, (offset, length)*]; x: [key, field, offset, length]
+#   l: [key, (offset, length)*]; x: [key, field, offset, length]; bp: prefix of the per-person
+#   board keys, bi: their index (set), ob: the outbox; e: GDPR erasures, applied after the
+#   batch's writes (an erasure is always the last step of its batch): [ambassador, ledger key,
+#   badges key, stats key, [rolling cache keys], [their reaction markers]]
 # Multi-key commands (EXISTS, MGET, MSET) in chunks: each call from Lua has a fixed cost that
 # dominated the script when every marker and state had its own call.
 # The writing half, shared with the unchecked bulk writes of a rebuild (WRITE_LUA).
@@ -86,10 +91,15 @@ for _, k in ipairs(M) do
   if #args >= 2 * CH then redis.call('MSET', unpack(args)); args = {} end
 end
 if #args > 0 then redis.call('MSET', unpack(args)) end
+local BP, idx = b.bp, {}
 for _, z in ipairs(b.z) do
   local k = z[1]
   for j = 2, #z, 2 do redis.call('ZINCRBY', k, z[j + 1], z[j]) end
+  if string.sub(k, 1, #BP) == BP then idx[#idx + 1] = k end
 end
+-- Per-person boards are indexed as they are written (one SADD per batch): an erasure finds
+-- every board of every period without a SCAN of the keyspace.
+for i = 1, #idx, CH do redis.call('SADD', b.bi, unpack(idx, i, math.min(i + CH - 1, #idx))) end
 for _, h in ipairs(b.h) do
   local k = h[1]
   for j = 2, #h, 2 do redis.call('HINCRBY', k, h[j], h[j + 1]) end
@@ -104,6 +114,22 @@ for _, l in ipairs(b.l) do
 end
 for _, x in ipairs(b.x) do
   redis.call('HSET', x[1], x[2], string.sub(V, x[3], x[3] + x[4] - 1))
+end
+if #b.e > 0 then
+  local boards = redis.call('SMEMBERS', b.bi)
+  local queued = redis.call('LRANGE', b.ob, 0, -1)
+  for _, e in ipairs(b.e) do
+    local id = e[1]
+    for _, k in ipairs(boards) do redis.call('ZREM', k, id) end
+    for _, k in ipairs(e[5]) do redis.call('ZREM', k, id) end
+    for _, k in ipairs(e[6]) do redis.call('DEL', k) end
+    redis.call('DEL', e[2], e[3], e[4])
+    -- Badges of theirs not published yet are not published any more.
+    for _, item in ipairs(queued) do
+      local ok, ev = pcall(cjson.decode, item)
+      if ok and ev.ambassador_id == id then redis.call('LREM', b.ob, 1, item) end
+    end
+  end
 end
 return {1, {}}
 """
@@ -206,7 +232,9 @@ class ScoreStore:
         await redis.set(gen_table_key(gen), table.dumps(), nx=True)
         await redis.hsetnx(SCORING_TABLES, table.version, table.dumps())
         raw = await redis.get(gen_table_key(gen))
-        return cls(redis, gen), load_table(text(raw)) if raw else table
+        store = cls(redis, gen)
+        await store.index_boards()  # a generation written before boards were indexed
+        return store, load_table(text(raw)) if raw else table
 
     @property
     def redis(self) -> Redis:
@@ -215,6 +243,48 @@ class ScoreStore:
     async def live_generation(self) -> str:
         return text(await self._r.get(SCORING_GENERATION) or b"1")
 
+    async def index_boards(self, batch: int = 1000) -> int:
+        """Index the per-person boards written before the index existed (once per generation;
+        boards written since index themselves). Returns how many were found."""
+        done = BOARD_INDEX_DONE.format(gen=self.gen)
+        if await self._r.exists(done):
+            return 0
+        n = 0
+        found: list[bytes] = []
+        async for key in self._r.scan_iter(match=self.board_prefix + "*", count=batch):
+            found.append(key)
+            if len(found) >= batch:
+                n += len(found)
+                await self._r.sadd(self.board_index, *found)
+                found = []
+        if found:
+            n += len(found)
+            await self._r.sadd(self.board_index, *found)
+        await self._r.set(done, "1")
+        return n
+
+    async def erasure_targets(
+        self, ambassadors: Iterable[str], batch: int = 1000
+    ) -> tuple[list[str], dict[str, list[str]]]:
+        """What an erasure must find by name: the API's rolling-window caches (unions of day
+        boards, 5 s TTL) and the erased people's reaction markers (`react:<post>:<kind>:<id>`,
+        one like/share per actor per post). One SCAN (`rolling:` and `react:` share their
+        first letter): it visits the whole keyspace, in small non-blocking steps; erasures
+        are rare, the hot path keeps no index for these."""
+        gen_prefix = self.board_prefix.removesuffix("board:")
+        rolling_prefix = gen_prefix + "rolling:"
+        found: dict[str, list[str]] = {a: [] for a in ambassadors}
+        rolling: list[str] = []
+        async for raw in self._r.scan_iter(match=gen_prefix + "r*", count=batch):
+            key = text(raw)
+            if key.startswith(rolling_prefix):
+                rolling.append(key)
+            elif key.startswith(self._react_prefix):
+                mine = found.get(key.rpartition(":")[2])
+                if mine is not None:
+                    mine.append(key)
+        return rolling, found
+
     # -- keys (templates end with their variable part: prefixes are computed once) ----------
     def _prefixes(self) -> None:
         gen = self.gen
@@ -222,6 +292,9 @@ class ScoreStore:
         self._amb_prefix = AMBASSADOR_STATE.format(gen=gen, ambassador_id="")
         self._seen_prefix = SEEN.format(gen=gen, event_id="")
         self._react_prefix = REACTION.format(gen=gen, post_key="", kind="", actor="")[:-2]
+        self.reaction_prefix = self._react_prefix
+        self.board_prefix = board_key(gen, "")  # every per-person board starts with it
+        self.board_index = BOARD_INDEX.format(gen=gen)
 
     def post_key(self, post_key: str) -> str:
         return self._post_prefix + post_key
@@ -264,6 +337,12 @@ class ScoreStore:
         steps whose marker was set / whose states changed), or (STALE, [])."""
         if not batch.steps:
             return APPLIED, []
+        # The API's rolling caches are built from day boards: an erasure removes the person
+        # from the ones that exist (one built between this SCAN and the step expires in 5 s).
+        # A reaction marker set meanwhile by another instance changed a state this batch
+        # guards (the erased person's): CONFLICT, and the SCAN is done again.
+        if batch.erasures:
+            batch.targets = await self.erasure_targets(batch.erasures)
         res = await self._apply(
             keys=[SCORING_GENERATION, SCORING_PAUSE],
             args=[self.gen if self.live else "", token, *batch.payload(token)],
@@ -335,8 +414,11 @@ class BatchWrite:
         self.guard_steps: dict[str, list[int]] = {}  # key -> step positions reading it
         self._l: dict[str, list[bytes]] = {}
         self._x: list[tuple[str, str, bytes]] = []
-        self._credits: dict[tuple[str, str, str | None, tuple[str, ...]], int] = {}
-        self._reach: dict[str, dict[str, int]] = {}
+        self._credits: dict[tuple[str | None, str, str | None, tuple[str, ...]], int] = {}
+        self._reach: dict[str | None, dict[str, int]] = {}
+        self.erasures: list[str] = []  # ambassadors erased by the batch's last step
+        # Found by name before sending: rolling caches, reaction markers per erased person.
+        self.targets: tuple[list[str], dict[str, list[str]]] = ([], {})
 
     def add(self, step: int, event_id: str, guards: Iterable[Guard], effects: Effects) -> None:
         store = self._store
@@ -385,6 +467,7 @@ class BatchWrite:
                 lists[key] = [line]
             else:
                 lines.append(line)
+        self.erasures += effects.erased
         for b in effects.badges:
             grant = {"badge": b.badge, "title": b.title, "at": b.at, "level": b.level,
                      "reason_event_id": b.reason_event_id}  # fmt: skip
@@ -408,7 +491,10 @@ class BatchWrite:
             if not cp:
                 continue
             for key, is_team in board_targets(gen, day, team, campaigns):
+                if aid is None and not is_team:
+                    continue  # an erased author's points: team boards only
                 member = team if is_team and team else aid
+                assert member is not None
                 board = z.get(key)
                 if board is None:
                     z[key] = {member: cp}
@@ -420,7 +506,8 @@ class BatchWrite:
             for aid, values in self._reach.items():
                 mine = {f: v for f, v in values.items() if v}
                 if mine:
-                    h[stats_key(gen, aid)] = mine
+                    if aid is not None:  # None: an erased author's, organisation totals only
+                        h[stats_key(gen, aid)] = mine
                     for f, v in mine.items():
                         total[f] = total.get(f, 0) + v
             if total:
@@ -437,6 +524,8 @@ class BatchWrite:
         """Write the batch without markers or version checks, in bounded script calls (a few
         thousand commands each, pipelined): only for a generation nobody else writes (the bulk
         of a rebuild, before its swap)."""
+        if self.erasures:
+            self.targets = await self._store.erasure_targets(self.erasures)
         calls = self._pack(token, ops_per_call)
         await redis.script_load(WRITE_LUA)
         pipe = redis.pipeline(transaction=False)
@@ -446,6 +535,24 @@ class BatchWrite:
             if i % 8 == 0 or i == len(calls):
                 await pipe.execute()
                 pipe = redis.pipeline(transaction=False)
+
+    def _erasure_entries(self) -> list[list[Any]]:
+        store = self._store
+        gen = store.gen
+        rolling, reactions = self.targets
+        out: list[list[Any]] = []
+        for aid in self.erasures:
+            # Reaction markers of theirs: those in Redis, and those this batch writes.
+            mine = {*reactions.get(aid, ()),
+                    *(k for k in self._guards
+                      if k.startswith(store.reaction_prefix) and k.endswith(":" + aid))}  # fmt: skip
+            out.append([aid, ledger_key(gen, aid), badges_key(gen, aid), stats_key(gen, aid),
+                        rolling, sorted(mine)])  # fmt: skip
+        return out
+
+    def _common(self) -> dict[str, Any]:
+        store = self._store
+        return {"bp": store.board_prefix, "bi": store.board_index, "ob": SCORING_OUTBOX}
 
     def payload(self, token: str) -> tuple[bytes, bytes]:
         """The script's batch JSON and its values blob, all in one (checked steps). Values are
@@ -491,7 +598,8 @@ class BatchWrite:
             hs.append(entry)
         gv = [g[0] for g in self._guards.values()]
         batch = {"m": self.markers, "gk": list(self._guards), "gv": gv, "gw": gw, "z": zs}
-        batch |= {"h": hs, "l": lists, "x": sets}
+        batch |= {"h": hs, "l": lists, "x": sets, "e": self._erasure_entries()}
+        batch |= self._common()
         return orjson.dumps(batch), b"".join(chunks)
 
     def _pack(self, token: str, ops_per_call: int) -> list[tuple[bytes, bytes]]:
@@ -507,7 +615,8 @@ class BatchWrite:
 
         def fresh() -> None:
             nonlocal part, chunks, offset, ops
-            part = {"m": [], "gk": [], "gv": [], "gw": [], "z": [], "h": [], "l": [], "x": []}
+            part = {"m": [], "gk": [], "gv": [], "gw": [], "z": [], "h": [], "l": [], "x": [],
+                    "e": [], **self._common()}  # fmt: skip
             chunks, offset, ops = [], 1, 0  # Lua strings are 1-based
 
         def put(value: bytes) -> int:
@@ -553,7 +662,9 @@ class BatchWrite:
         for key, fld, value in self._x:
             part["x"].append([key, fld, put(value), len(value)])
             full()
-        if ops:
+        # Erasures last: the calls run in order, after every write of the batch.
+        part["e"] = self._erasure_entries()
+        if ops or part["e"]:
             out.append((orjson.dumps(part), b"".join(chunks)))
         return out
 

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from portevoix.contracts.events import (
+    AmbassadorErased,
     AmbassadorRegistered,
     EngagementReceived,
     PostModerated,
@@ -68,7 +69,7 @@ class World:
     def run(self, *events: Scored) -> World:
         for ev in events:
             p = None
-            if not isinstance(ev, AmbassadorRegistered):
+            if not isinstance(ev, AmbassadorRegistered | AmbassadorErased):
                 p = self.posts.setdefault(ev.post_key, PostState(ev.post_key))
             r = None
             if isinstance(ev, EngagementReceived) and ev.engagement in ("like", "share"):
@@ -79,6 +80,7 @@ class World:
             self.ledger += fx.ledger
             self.badges += [b.badge for b in fx.badges]
             for c in fx.credits:
+                assert c.ambassador_id is not None  # nobody is erased here
                 self.totals[c.ambassador_id] = self.totals.get(c.ambassador_id, 0) + c.points
             for d in fx.reach:
                 for k, v in d.values.items():

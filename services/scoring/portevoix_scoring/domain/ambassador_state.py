@@ -25,6 +25,17 @@ class AmbassadorState:
     days: list[str] = field(default_factory=list)  # local days with a paid post, sorted
     points: int = 0  # lifetime centipoints (levels)
     badges: list[str] = field(default_factory=list)
+    # GDPR erasure: the tombstone keeps only the team (team totals go on moving) and `era`, the
+    # number of erasures: a post remembers its author's era, so posts from before an erasure stay
+    # anonymous even if the same id registers again (a new, consented registration).
+    erased: bool = False
+    era: int = 0
+
+    def erase(self) -> None:
+        """Forget everything personal; keep the tombstone (team, era)."""
+        self.caps, self.recv, self.counts, self.days = {}, {}, {}, []
+        self.points, self.badges = 0, []
+        self.erased, self.era = True, self.era + 1
 
     # -- daily caps ------------------------------------------------------------------------
     def capped(self, day: str, action: str, points: int, cap: int | None) -> int:

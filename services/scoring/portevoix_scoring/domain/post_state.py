@@ -42,6 +42,7 @@ class PostState:
     credited: dict[str, int] = field(default_factory=dict)
     # Reach paid (impressions, reactions, clicks, emv per currency): what a reversal takes back.
     reach: dict[str, int] = field(default_factory=dict)
+    era: int = 0  # the author's era when the post arrived (see AmbassadorState.era)
 
     @property
     def status(self) -> Status:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from portevoix.contracts.events import AmbassadorRegistered, EngagementReceived
+from portevoix.contracts.events import AmbassadorErased, AmbassadorRegistered, EngagementReceived
 from portevoix.contracts.periods import periods_of
 from portevoix_scoring.domain.post_state import PostState
 from portevoix_scoring.domain.scorer import (
@@ -33,7 +33,9 @@ class Projection:
         self.reactions: set[tuple[str, str, str]] = set()
         self.seen: set[str] = set()
         self.boards: dict[str, dict[str, int]] = {}  # period -> ambassador -> centipoints
+        self.teams: dict[str, dict[str, int]] = {}  # period -> team -> centipoints
         self.reach: dict[str, dict[str, int]] = {}  # ambassador -> counter -> value
+        self.org: dict[str, int] = {}  # organisation's counters (stats total)
         self.badges: dict[str, list[str]] = {}
         self.ledger: list[LedgerEntry] = []
         self.events = 0
@@ -44,7 +46,7 @@ class Projection:
         self.seen.add(event.event_id)
         self.events += 1
         post = None
-        if not isinstance(event, AmbassadorRegistered):
+        if not isinstance(event, AmbassadorRegistered | AmbassadorErased):
             post = self.posts.get(event.post_key)
             if post is None:
                 post = self.posts[event.post_key] = PostState(event.post_key)
@@ -56,17 +58,37 @@ class Projection:
             self.reactions.add(reaction)
         for c in fx.credits:
             for period in periods_of(c.day):
-                board = self.boards.setdefault(period, {})
-                board[c.ambassador_id] = board.get(c.ambassador_id, 0) + c.points
+                if c.ambassador_id is not None:
+                    board = self.boards.setdefault(period, {})
+                    board[c.ambassador_id] = board.get(c.ambassador_id, 0) + c.points
+                if c.team:
+                    teams = self.teams.setdefault(period, {})
+                    teams[c.team] = teams.get(c.team, 0) + c.points
         for r in fx.reach:
-            counters = self.reach.setdefault(r.ambassador_id, {})
             for k, v in r.values.items():
-                counters[k] = counters.get(k, 0) + v
+                self.org[k] = self.org.get(k, 0) + v
+            if r.ambassador_id is not None:
+                counters = self.reach.setdefault(r.ambassador_id, {})
+                for k, v in r.values.items():
+                    counters[k] = counters.get(k, 0) + v
         for b in fx.badges:
             self.badges.setdefault(b.ambassador_id, []).append(b.badge)
         if self.keep_ledger:
             self.ledger += fx.ledger
+        for aid in fx.erased:
+            self.erase(aid)
         return fx
+
+    def erase(self, ambassador_id: str) -> None:
+        """What the service's erasure step removes: the person on every board, their counters,
+        badges and ledger (team boards and organisation totals stay)."""
+        for board in self.boards.values():
+            board.pop(ambassador_id, None)
+        self.reach.pop(ambassador_id, None)
+        self.badges.pop(ambassador_id, None)
+        self.reactions = {r for r in self.reactions if r[2] != ambassador_id}
+        if self.keep_ledger:
+            self.ledger = [e for e in self.ledger if e.ambassador_id != ambassador_id]
 
     def totals(self) -> dict[str, int | float]:
         """All-time points per ambassador (as people read them), highest first."""

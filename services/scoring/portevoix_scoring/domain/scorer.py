@@ -15,6 +15,13 @@ Fair play, applied when an item is earned (its post's author known): no points f
 one's own post (but an author's comment on it is a `reply`); one like and one share per actor per
 post; fellow ambassadors' engagement weighted; reciprocal colleague rings discounted; daily caps
 per ambassador and action in the organisation's time zone.
+
+GDPR erasure (`ambassador.erased`): the author's state becomes a tombstone (team, era). Points of
+an erased author's posts (engagement arriving later, held items released, reversals) still move
+the team and organisation aggregates, but nothing personal: no ambassador, team-member or
+campaign board entry, no ledger line, no counter, no badge. Caps and rings need per-person
+history, which is gone: such points are table × campaign × colleague weight, uncapped (the
+default caps limit what the ambassador does, and ingest drops an erased person's own activity).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from portevoix.contracts.events import (
+    AmbassadorErased,
     AmbassadorRegistered,
     EngagementReceived,
     PostModerated,
@@ -38,7 +46,14 @@ from portevoix_scoring.domain.ambassador_state import AmbassadorState
 from portevoix_scoring.domain.post_state import HeldItem, PostState
 from portevoix_scoring.domain.table import CP, Badge, PointsTable
 
-Scored = PostReceived | EngagementReceived | PostModerated | PostReviewed | AmbassadorRegistered
+Scored = (
+    PostReceived
+    | EngagementReceived
+    | PostModerated
+    | PostReviewed
+    | AmbassadorRegistered
+    | AmbassadorErased
+)
 EMV_UNIT = 10_000  # EMV is accumulated in 1/10,000 of a currency unit: integer, exact sums
 REACTIONS = ("like", "share", "comment")
 
@@ -83,9 +98,10 @@ class LedgerEntry:
 
 @dataclass(slots=True)
 class Credit:
-    """A change of an ambassador's score, counted in the periods of `day` (organisation's zone)."""
+    """A change of an ambassador's score, counted in the periods of `day` (organisation's zone).
+    `ambassador_id` None: an erased author's points, for the team's boards only."""
 
-    ambassador_id: str
+    ambassador_id: str | None
     points: int  # centipoints
     day: str  # YYYY-MM-DD, local to the organisation
     team: str | None = None
@@ -94,9 +110,10 @@ class Credit:
 
 @dataclass(slots=True)
 class ReachDelta:
-    """Reach and earned media value moved by a payment or a reversal."""
+    """Reach and earned media value moved by a payment or a reversal (`ambassador_id` None: an
+    erased author's, for the organisation's totals only)."""
 
-    ambassador_id: str
+    ambassador_id: str | None
     values: dict[str, int]  # impressions, reactions, clicks, posts, emv:<CUR> (1/10,000 units)
 
 
@@ -123,6 +140,7 @@ class Effects:
     wrote: set[str] = field(default_factory=set)  # ambassador states changed
     read: set[str] = field(default_factory=set)  # ambassador states read (guarded, not written)
     reaction: bool = False  # the (post, kind, actor) reaction marker is set by this event
+    erased: list[str] = field(default_factory=list)  # ambassadors erased by this event
 
 
 class Ambassadors(Protocol):
@@ -178,7 +196,7 @@ class Scorer:
     def needs(event: Scored) -> set[str]:
         """Ambassador states `apply` may read or write, as far as the event tells."""
         out: set[str] = set()
-        if isinstance(event, AmbassadorRegistered | PostReceived):
+        if isinstance(event, AmbassadorRegistered | AmbassadorErased | PostReceived):
             out.add(event.ambassador_id)
         if isinstance(event, EngagementReceived) and event.actor_ambassador_id:
             out.add(event.actor_ambassador_id)
@@ -204,7 +222,13 @@ class Scorer:
         """`reacted`: the engagement's actor already liked/shared this post (its marker exists)."""
         fx = Effects()
         if isinstance(event, AmbassadorRegistered):
-            self._amb(world, event.ambassador_id, fx).team = event.team
+            me = self._amb(world, event.ambassador_id, fx)
+            me.team = event.team
+            me.erased = False  # a new, consented registration; older posts stay anonymous (era)
+            return fx
+        if isinstance(event, AmbassadorErased):
+            self._amb(world, event.ambassador_id, fx).erase()
+            fx.erased.append(event.ambassador_id)
             return fx
         assert post is not None, "post events need their post state"
         if isinstance(event, PostReceived):
@@ -217,7 +241,22 @@ class Scorer:
         else:
             post.review = event.outcome
             self._settle(post, event.event_id, world, fx)
+        if post.author is not None:
+            # Whether the author is erased decides what is personal: their state is guarded
+            # (version-checked) by every step on their posts, so an erasure committed meanwhile
+            # by another instance refuses the step (CONFLICT) and it is recomputed.
+            if post.author not in fx.wrote:
+                fx.read.add(post.author)
+            if fx.ledger and self._anonymous(post, world):
+                fx.ledger = []  # every line of a post event is its author's
         return fx
+
+    @staticmethod
+    def _anonymous(post: PostState, world: Ambassadors) -> bool:
+        """The post's author was erased (since the post arrived, or is now)."""
+        assert post.author is not None
+        me = world.ambassador(post.author)
+        return me.erased or post.era != me.era
 
     @staticmethod
     def _amb(world: Ambassadors, aid: str, fx: Effects, *, write: bool = True) -> AmbassadorState:
@@ -233,6 +272,7 @@ class Scorer:
         at = _iso(ev.occurred_at)
         day = self.local_day(at)
         post.author, post.kind, post.network = ev.ambassador_id, ev.kind, ev.network
+        post.era = world.ambassador(ev.ambassador_id).era
         post.campaigns, post.multiplier = self.table.campaigns_of(
             ev.post_key, ev.campaign, ev.hashtags, ev.occurred_at, day
         )
@@ -261,7 +301,9 @@ class Scorer:
                 if post.author is not None:
                     fx.ledger.append(self._entry(post, item, "void", 0, f"{item.rule}:repeat"))
                 return
-            fx.reaction = True
+            # No marker keyed by an erased actor (their in-flight engagement still counts).
+            actor = ev.actor_ambassador_id
+            fx.reaction = actor is None or not self._amb(world, actor, fx, write=False).erased
         if post.author is None:
             post.held.append(item)  # kept until its post arrives
             return
@@ -280,14 +322,17 @@ class Scorer:
             rule = "reply"  # an author answering the comments on their post
         day = self.local_day(item.at)
         weight = post.multiplier
-        me = self._amb(world, author, fx)
+        anonymous = self._anonymous(post, world)
+        # An erased author's tombstone records nothing (no caps, no colleague counts).
+        me = self._amb(world, author, fx, write=not anonymous)
         if actor is not None and actor != author:
             weight *= self.table.fair_play.colleague_weight
             suffix = ":colleague"
             rings = self.table.fair_play.rings
-            if rule in rings.actions:
+            them = self._amb(world, actor, fx, write=actor in fx.wrote)
+            # Ring counters need both people's history: none for an erased one.
+            if rule in rings.actions and not anonymous and not them.erased:
                 given = me.count_from(actor, day, rings.window_days)
-                them = self._amb(world, actor, fx, write=actor in fx.wrote)
                 back = them.received_from(author, day, rings.window_days)
                 if given > rings.threshold and back >= rings.threshold:
                     weight *= rings.weight
@@ -299,7 +344,7 @@ class Scorer:
         if cap == -1:
             cap = self._cap[rule] = self.table.daily_cap_cp(rule)
         wanted = round(base * weight)
-        granted = me.capped(day, rule, wanted, cap)
+        granted = wanted if anonymous else me.capped(day, rule, wanted, cap)
         if granted < wanted:
             suffix += ":cap"
         return HeldItem(item.event_id, rule + suffix, granted, item.at, actor, earned=True)
@@ -349,9 +394,12 @@ class Scorer:
         cause: str | None = None,
     ) -> None:
         assert post.author is not None
+        day = self.local_day(item.at)
+        if self._anonymous(post, world):
+            self._pay_anonymously(post, item, day, world, fx)
+            return
         fx.ledger.append(self._entry(post, item, op, item.points, cause=cause))
         me = self._amb(world, post.author, fx)
-        day = self.local_day(item.at)
         if item.points:
             fx.credits.append(Credit(post.author, item.points, day, me.team, tuple(post.campaigns)))
             post.credited[day] = post.credited.get(day, 0) + item.points
@@ -393,6 +441,30 @@ class Scorer:
                                badge.level)
                 )  # fmt: skip
 
+    def _pay_anonymously(
+        self, post: PostState, item: HeldItem, day: str, world: Ambassadors, fx: Effects
+    ) -> None:
+        """An erased author's item: team boards and organisation totals move as they would
+        have; nothing personal is written (no board member, ledger line, counter or badge)."""
+        assert post.author is not None
+        if item.points:
+            team = world.ambassador(post.author).team
+            fx.credits.append(Credit(None, item.points, day, team))
+            post.credited[day] = post.credited.get(day, 0) + item.points
+        rule = base_rule(item.rule)
+        if rule in ("original_post", "relay"):
+            values = {"posts": 1, "impressions": post.impressions}
+        elif rule in REACTIONS:
+            values = {"reactions": 1}
+        elif rule == "click":
+            values = {"clicks": 1}
+        else:
+            return
+        values.update(self._emv(post.network or "other", values))
+        for k, v in values.items():
+            post.reach[k] = post.reach.get(k, 0) + v
+        fx.reach.append(ReachDelta(None, values))
+
     def _emv(self, network: str, values: dict[str, int]) -> dict[str, int]:
         """EMV of the reach moved (memoised: a handful of distinct inputs; callers only read
         the result)."""
@@ -423,17 +495,23 @@ class Scorer:
         assert post.author is not None
         if not post.credited and not post.reach:
             return
-        me = self._amb(world, post.author, fx)
+        # An erased author's reversal takes points back from the team and organisation only
+        # (the personal boards they were paid to were emptied by the erasure).
+        anonymous = self._anonymous(post, world)
+        me = self._amb(world, post.author, fx, write=not anonymous)
+        who = None if anonymous else post.author
+        campaigns = () if anonymous else tuple(post.campaigns)
         why = "takedown" if post.status == "removed" else "rejected"
         for day, pts in sorted(post.credited.items()):
             if pts:
                 fx.ledger.append(
                     LedgerEntry(post.author, "reverse", -pts, why, cause, post.post_key, day, cause)
                 )
-                fx.credits.append(Credit(post.author, -pts, day, me.team, tuple(post.campaigns)))
-                me.points -= pts
+                fx.credits.append(Credit(who, -pts, day, me.team, campaigns))
+                if not anonymous:
+                    me.points -= pts
         if post.reach:
-            fx.reach.append(ReachDelta(post.author, {k: -v for k, v in post.reach.items()}))
+            fx.reach.append(ReachDelta(who, {k: -v for k, v in post.reach.items()}))
         post.credited, post.reach = {}, {}
 
     @staticmethod
