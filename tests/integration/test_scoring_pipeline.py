@@ -145,12 +145,13 @@ def expected(events: list[Scored], table_yaml: str | None = None) -> Projection:
 
 
 @pytest.mark.parametrize("erased", [(), ("a3", "a5")], ids=["", "with-erasures"])
+@pytest.mark.parametrize("script_batch", [125, 4], ids=["whole", "overlapped"])
 async def test_redis_projections_equal_the_in_memory_ones_despite_redelivery(
-    redis: Redis, erased: tuple[str, ...]
+    redis: Redis, erased: tuple[str, ...], script_batch: int
 ) -> None:
     events = with_erasures(workload(), *erased)
     store, table = await ScoreStore.open(redis, default_table())
-    pipe = ScoringPipeline(Scorer(table, TZ), store)
+    pipe = ScoringPipeline(Scorer(table, TZ), store, chunk=script_batch)
     rnd = random.Random(1)
     i = 0
     while i < len(events):
@@ -212,8 +213,9 @@ async def test_concurrent_instances_never_double_count_or_lose(redis: Redis) -> 
         update={"fair_play": default_table().fair_play.model_copy(update={"daily_caps": {}})}
     )
     store, table = await ScoreStore.open(redis, uncapped)
-    a = ScoringPipeline(Scorer(table, TZ), store, attempts=50)
-    b = ScoringPipeline(Scorer(table, TZ), ScoreStore(redis, store.gen), attempts=50)
+    # Script batches of 3: each instance also overlaps its own batches (speculation).
+    a = ScoringPipeline(Scorer(table, TZ), store, attempts=50, chunk=3)
+    b = ScoringPipeline(Scorer(table, TZ), ScoreStore(redis, store.gen), attempts=50, chunk=3)
     rnd = random.Random(5)
 
     async def run(p: ScoringPipeline, evs: list[Scored]) -> None:
@@ -384,3 +386,68 @@ async def test_erasure_step_is_exactly_once_and_keeps_team_and_organisation_tota
         }
     got: dict[Any, Any] = await redis.hgetall(stats_total_key(gen))
     assert {k.decode(): int(v) for k, v in got.items()} == kept.org
+
+
+class _LoggedStore(ScoreStore):
+    """Records the script's answer to every batch sent."""
+
+    sent: list[int]
+
+    async def send(self, batch: Any, payload: tuple[bytes, bytes]) -> tuple[int, list[int]]:
+        result: tuple[int, list[int]] = await super().send(batch, payload)
+        self.sent.append(result[0])
+        return result
+
+
+async def test_a_speculative_batch_on_a_refused_one_is_refused_and_recomputed(
+    redis: Redis,
+) -> None:
+    # Batches of 2: batch k+1 is computed on the post state batch k will write (k's token as
+    # expected version) while k's script runs. Another instance writes that post just before
+    # k is sent: k is refused (CONFLICT), and so must k+1 be — by the script, not by luck —
+    # then both are recomputed from Redis: nothing lost, nothing counted twice.
+    events = workload(n_posts=6, seed=2, colleagues=False)
+    store, table = await ScoreStore.open(redis, default_table())
+    registrations = [e for e in events if isinstance(e, AmbassadorRegistered)]
+    post = next(e for e in events if isinstance(e, PostReceived))
+    verdict = PostModerated(event_id="d-x", occurred_at=post.occurred_at, producer="t",
+                            decision_id="d-x", post_key=post.post_key,
+                            post_event_id=post.event_id, ambassador_id=post.ambassador_id,
+                            verdict="allow", charter_version="1", engine_version="1",
+                            content_hash="h")  # fmt: skip
+
+    def like(i: int) -> EngagementReceived:
+        return EngagementReceived(event_id=f"like-{i}", occurred_at=post.occurred_at,
+                                  producer="t", engagement="like", post_key=post.post_key,
+                                  network="linkedin", post_id=post.post_id, actor=f"fan-{i}")  # fmt: skip
+
+    logged = _LoggedStore(redis, store.gen)
+    logged.sent = []
+    other = ScoringPipeline(Scorer(table, TZ), ScoreStore(redis, store.gen))
+
+    class Interleaved(ScoringPipeline):
+        injected = True  # armed below
+
+        async def _read(self, *args: Any) -> Any:
+            chunk = await super()._read(*args)
+            if args[2] is not None and not self.injected:  # k+1 read, k not sent yet
+                self.injected = True
+                assert [o.result for o in await other.apply([like(0)])] == [APPLIED]
+            return chunk
+
+    pipe = Interleaved(Scorer(table, TZ), logged, chunk=2)
+    assert all(o.result == APPLIED for o in await pipe.apply([*registrations, post, verdict]))
+    logged.sent.clear()
+    pipe.injected = False
+    likes = [like(i) for i in range(1, 5)]
+    outcomes = await pipe.apply(likes)
+    assert pipe.injected and [o.result for o in outcomes] == [APPLIED] * 4
+    # k refused (another instance wrote the post), k+1 refused by the script (computed on k's
+    # unwritten states), then both recomputed and applied.
+    assert logged.sent == [CONFLICT, CONFLICT, APPLIED, APPLIED]
+    want = expected([*registrations, post, verdict, like(0), *likes])
+    assert await board(redis, store.gen) == want.boards["all"]
+    raw: list[Any] = await redis.lrange(ledger_key(store.gen, post.ambassador_id), 0, -1)
+    assert sorted(orjson.loads(x)["event_id"] for x in raw if b"like-" in x) == [
+        f"like-{i}" for i in range(5)
+    ]

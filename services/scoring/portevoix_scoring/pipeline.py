@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import orjson
 from pydantic import ValidationError
@@ -46,6 +46,7 @@ from portevoix_scoring.store import (
     CONFLICT,
     DUPLICATE,
     STALE,
+    BatchWrite,
     Guard,
     ScoreStore,
     Versioned,
@@ -61,6 +62,7 @@ SCORED_TYPES = (
     AmbassadorErased,
 )
 BADGE_SUBJECT = "pv.evt.badge.awarded"
+YIELD_EVERY = 15  # compute yields every 16 events (mask)
 
 
 def reaction_of(event: Scored) -> tuple[str, str, str] | None:
@@ -103,6 +105,27 @@ class Outcome:
     effects: Effects | None = None
 
 
+class _Chunk:
+    """One script batch through read → compute → send → finish."""
+
+    def __init__(self, events: list[Scored], positions: list[int], batch: BatchWrite) -> None:
+        self.events = events
+        self.positions = positions  # where its events are in the caller's list
+        self.batch = batch
+        self.token = secrets.token_hex(8)
+        self.mem = _Loaded()
+        self.seen: set[str] = set()
+        self.reactions: dict[tuple[str, str, str], str] = {}
+        self.react_versions: dict[tuple[str, str, str], str] = {}
+        self.staged: list[tuple[int, Effects]] = []
+        self.outcomes: list[Outcome] = [Outcome(DUPLICATE) for _ in events]
+        self.ids: set[str] = set()  # events it applies
+        self.payload: tuple[bytes, bytes] | None = None
+        # State key -> (version once applied, state): for the next batch, else kept in memory.
+        self.handoff: dict[str, tuple[str, Any]] = {}
+        self.react_after: dict[str, str] = {}  # reaction key -> its version once applied
+
+
 class ScoringPipeline:
     def __init__(
         self,
@@ -113,6 +136,7 @@ class ScoringPipeline:
         attempts: int = 4,
         pause_wait_s: float = 60.0,
         cache_size: int = 100_000,
+        chunk: int = 125,
     ) -> None:
         self.scorer = scorer
         self.store = store
@@ -121,6 +145,7 @@ class ScoringPipeline:
         self._pause_wait_s = pause_wait_s
         self._outbox_checked = 0.0
         self._cache = StateCache(cache_size)
+        self._chunk = max(1, chunk)  # events per script batch (a pulled batch is overlapped)
 
     # -- bus adapter -----------------------------------------------------------------------
     async def handle(self, batch: Sequence[Delivery]) -> None:
@@ -203,28 +228,11 @@ class ScoringPipeline:
 
     # -- core ------------------------------------------------------------------------------
     async def apply(self, events: Sequence[Scored]) -> list[Outcome]:
-        """Apply events in order; recompute the ones refused (CONFLICT/STALE) a few times.
-
-        An erasure ends its batch: the script applies it after the batch's writes, so no step
-        after it may write for the same person in the same call (a new registration may)."""
-        outcomes: list[Outcome] = []
-        start = 0
-        for end, event in enumerate(events, 1):
-            if isinstance(event, AmbassadorErased) or end == len(events):
-                part = await self._apply_part(events[start:end])
-                outcomes += part
-                start = end
-                if any(o.result in (CONFLICT, STALE) for o in part):
-                    # Not applied yet: what follows waits too (redelivered in order).
-                    outcomes += [Outcome(CONFLICT) for _ in events[end:]]
-                    break
-        return outcomes
-
-    async def _apply_part(self, events: Sequence[Scored]) -> list[Outcome]:
+        """Apply events in order; recompute the ones refused (CONFLICT/STALE) a few times."""
         outcomes: list[Outcome] = [Outcome(CONFLICT)] * len(events)
         pending = list(range(len(events)))
         for _ in range(self._attempts):
-            results = await self._apply_once([events[i] for i in pending])
+            results = await self._run([events[i] for i in pending])
             stale = False
             retry: list[int] = []
             for i, out in zip(pending, results, strict=True):
@@ -256,34 +264,105 @@ class ScoringPipeline:
             self._cache.clear()
             log.info("scoring moved to a new generation", extra={"pv": {"generation": gen}})
 
+    def _chunks(self, events: Sequence[Scored]) -> list[list[int]]:
+        """Positions of the script batches: at most `chunk` events; an erasure ends its batch
+        (the script removes the person after the batch's writes, so nothing after it may write
+        for them in the same call)."""
+        out: list[list[int]] = []
+        cur: list[int] = []
+        for i, e in enumerate(events):
+            cur.append(i)
+            if len(cur) >= self._chunk or isinstance(e, AmbassadorErased):
+                out.append(cur)
+                cur = []
+        if cur:
+            out.append(cur)
+        return out
+
+    async def _run(self, events: Sequence[Scored]) -> list[Outcome]:
+        """Script batches, overlapped: batch k+1 is read, then batch k's script is sent, and
+        k+1 is computed while Valkey runs it — on top of k's states, before k is known to have
+        committed (speculatively). Exactly once still holds: k+1 takes the states k writes
+        with k's token as their expected version, so if k is refused (CONFLICT, DUPLICATE,
+        STALE) the script refuses every step of k+1 that used them, and they are recomputed
+        (next attempt of `apply`). k+1 is sent only once k's answer is in: scripts run in
+        order, and the versions, not the timing, decide."""
+        outcomes: list[Outcome] = [Outcome(CONFLICT)] * len(events)
+        prev: _Chunk | None = None
+        for positions in self._chunks(events):
+            chunk = await self._read([events[i] for i in positions], positions, prev)
+            sending: asyncio.Task[tuple[int, list[int]]] | None = None
+            if prev is not None and prev.payload is not None:
+                sending = asyncio.create_task(self.store.send(prev.batch, prev.payload))
+                await asyncio.sleep(0)  # the script goes out before the CPU-bound compute
+            await self._compute(chunk)
+            if prev is not None:
+                self._finish(prev, await sending if sending is not None else (APPLIED, []))
+                for i, out in zip(prev.positions, prev.outcomes, strict=True):
+                    outcomes[i] = out
+            prev = chunk
+        if prev is not None:
+            done = await self.store.send(prev.batch, prev.payload) if prev.payload else None
+            self._finish(prev, done or (APPLIED, []))
+            for i, out in zip(prev.positions, prev.outcomes, strict=True):
+                outcomes[i] = out
+        return outcomes
+
     async def _apply_once(self, events: Sequence[Scored]) -> list[Outcome]:
+        """One script batch, not overlapped (tests)."""
+        chunk = await self._read(list(events), list(range(len(events))), None)
+        await self._compute(chunk)
+        done = await self.store.send(chunk.batch, chunk.payload) if chunk.payload else None
+        self._finish(chunk, done or (APPLIED, []))
+        return chunk.outcomes
+
+    async def _read(
+        self, events: list[Scored], positions: list[int], prev: _Chunk | None
+    ) -> _Chunk:
+        """The batch's states: from the batch before it (still in flight: what it will have
+        written, at its token), from memory (what this instance wrote last), else from Redis
+        (at most two MGETs, sent while Valkey is idle: before the previous script)."""
         store = self.store
         cache = self._cache
-        mem = _Loaded()
+        handoff = prev.handoff if prev is not None else {}
+        chunk = _Chunk(events, positions, store.batch(publish_badges=self._pub is not None))
+        mem = chunk.mem
+
+        def take(key: str) -> tuple[str, Any] | None:
+            hit = handoff.pop(key, None)
+            return hit if hit is not None else cache.take(key)
+
         post_keys = {pk for e in events if (pk := post_of(e)) is not None}
         reactions = {r: store.reaction_key(*r) for e in events if (r := reaction_of(e))}
+        chunk.reactions = reactions
         wanted: set[str] = set()
         for e in events:
             wanted |= Scorer.needs(e)
-        # States this instance wrote last are taken from memory (and out of it: a batch owns
-        # what it took until it commits); the rest is read. Their versions are checked by the
-        # script like any other: if another instance wrote one meanwhile, CONFLICT, and the
-        # recomputation reads it from Redis.
         keys: list[str] = []
         for pk in post_keys:
-            hit = cache.take(store.post_key(pk))
+            hit = take(store.post_key(pk))
             if hit is None:
                 keys.append(store.post_key(pk))
             else:
                 mem.posts[pk] = _Post(hit[0], cast(PostState, hit[1]))
-        keys += reactions.values()
+        known = prev.react_after if prev is not None else {}
+        for r, rk in reactions.items():
+            after = known.get(rk)
+            if after is None:
+                keys.append(rk)
+            else:
+                chunk.react_versions[r] = after
         for aid in wanted:
-            hit = cache.take(store.ambassador_key(aid))
+            hit = take(store.ambassador_key(aid))
             if hit is None:
                 keys.append(store.ambassador_key(aid))
             else:
                 mem.ambassadors[aid] = _Ambassador(hit[0], cast(AmbassadorState, hit[1]))
-        states, seen = await store.load(keys, (e.event_id for e in events))
+        # Events of the batch in flight are not looked up: they are its (speculatively).
+        in_flight = prev.ids if prev is not None else set()
+        ids = [e.event_id for e in events if e.event_id not in in_flight]
+        states, chunk.seen = await store.load(keys, ids)
+        chunk.seen |= {e.event_id for e in events if e.event_id in in_flight}
         for pk in post_keys:
             if pk not in mem.posts:
                 v = states[store.post_key(pk)]
@@ -295,7 +374,7 @@ class ScoringPipeline:
         more -= mem.ambassadors.keys()
         more_keys: list[str] = []
         for aid in more:
-            hit = cache.take(store.ambassador_key(aid))
+            hit = take(store.ambassador_key(aid))
             if hit is None:
                 more_keys.append(store.ambassador_key(aid))
             else:
@@ -307,17 +386,30 @@ class ScoringPipeline:
             if aid not in mem.ambassadors:
                 v = states[store.ambassador_key(aid)]
                 mem.ambassadors[aid] = _Ambassador(v.version, AmbassadorState.loads(aid, v.raw))
-        react_versions = {r: states[k].version for r, k in reactions.items()}
+        for r, rk in reactions.items():
+            if r not in chunk.react_versions:
+                chunk.react_versions[r] = states[rk].version
+        erased = [e.ambassador_id for e in events if isinstance(e, AmbassadorErased)]
+        if erased:
+            chunk.batch.targets = await store.erasure_targets(erased)
+        return chunk
 
-        batch = store.batch(publish_badges=self._pub is not None)
-        token = secrets.token_hex(8)
-        staged: list[tuple[int, Effects]] = []
-        outcomes: list[Outcome] = [Outcome(DUPLICATE) for _ in events]
+    async def _compute(self, chunk: _Chunk) -> None:
+        """The batch's steps, in order, on the states read; then its payload, serialised now:
+        the next batch may take (and change) these very state objects."""
+        store = self.store
+        mem, batch, token = chunk.mem, chunk.batch, chunk.token
+        react_versions, reactions = chunk.react_versions, chunk.reactions
         in_batch: set[str] = set()
-        for idx, event in enumerate(events):
-            if event.event_id in seen or event.event_id in in_batch:
-                continue
-            in_batch.add(event.event_id)
+        for idx, event in enumerate(chunk.events):
+            if idx & YIELD_EVERY == YIELD_EVERY:
+                # Let the event loop run: it finishes sending the previous batch's script
+                # (a large payload leaves the socket in several writes) while this is computed.
+                await asyncio.sleep(0)
+            eid = event.event_id
+            if eid in chunk.seen or eid in in_batch:
+                continue  # DUPLICATE (or the batch in flight's: if it fails, its copy retries)
+            in_batch.add(eid)
             pk = post_of(event)
             post = mem.posts[pk].state if pk is not None else None
             reaction = reaction_of(event)
@@ -335,33 +427,42 @@ class ScoringPipeline:
                 guards.append(Guard(reactions[reaction], react_versions[reaction], value))
                 if fx.reaction:
                     react_versions[reaction] = token  # later steps see the like as given
-            batch.add(idx, event.event_id, guards, fx)
-            staged.append((idx, fx))
-        if not staged:
-            return outcomes
-        status, where = await store.commit(batch, token)
+            batch.add(idx, eid, guards, fx)
+            chunk.staged.append((idx, fx))
+        if not chunk.staged:
+            return
+        chunk.ids = in_batch
+        # What the batch leaves behind if its script applies it: the next batch starts there.
+        for pk, post_slot in mem.posts.items():
+            key = store.post_key(pk)
+            if key in batch.guard_steps:
+                chunk.handoff[key] = (batch.version_of(key, token), post_slot.state)
+        for aid, amb_slot in mem.ambassadors.items():
+            key = store.ambassador_key(aid)
+            if key in batch.guard_steps:
+                chunk.handoff[key] = (batch.version_of(key, token), amb_slot.state)
+        for r, rk in reactions.items():
+            chunk.react_after[rk] = react_versions[r]
+        chunk.payload = batch.payload(token)
+
+    def _finish(self, chunk: _Chunk, result: tuple[int, list[int]]) -> None:
+        """Outcomes of the batch; if applied, what it wrote (and the next batch did not take)
+        is kept in memory, at the version Redis now holds."""
+        status, where = result
         if status == APPLIED:
-            # Every state the batch guarded now has, in Redis, the value held here: written
-            # ones at version `token`, read-only ones at the version they were read at.
-            for pk, post_slot in mem.posts.items():
-                key = store.post_key(pk)
-                if key in batch.guard_steps:
-                    cache.keep(key, batch.version_of(key, token), post_slot.state)
-            for aid, amb_slot in mem.ambassadors.items():
-                key = store.ambassador_key(aid)
-                if key in batch.guard_steps:
-                    cache.keep(key, batch.version_of(key, token), amb_slot.state)
-            for idx, fx in staged:
-                outcomes[idx] = Outcome(APPLIED, fx)
+            for key, (version, state) in chunk.handoff.items():
+                self._cache.keep(key, version, state)
+            for idx, fx in chunk.staged:
+                chunk.outcomes[idx] = Outcome(APPLIED, fx)
         elif status == DUPLICATE:
             # Applied meanwhile by another instance: the rest is recomputed without them.
             dup = set(where)
-            for idx, _ in staged:
-                outcomes[idx] = Outcome(DUPLICATE if idx in dup else CONFLICT)
+            for idx, _ in chunk.staged:
+                chunk.outcomes[idx] = Outcome(DUPLICATE if idx in dup else CONFLICT)
         else:
-            for idx, _ in staged:
-                outcomes[idx] = Outcome(status)
-        return outcomes
+            for idx, _ in chunk.staged:
+                chunk.outcomes[idx] = Outcome(status)
+        chunk.handoff = {}
 
 
 __all__ = ["ScoringPipeline", "Versioned", "reaction_of"]

@@ -6,7 +6,9 @@ exactly as Redis holds it after this instance's successful write (versions are u
 tokens); if another instance or a rebuild wrote the key since, the version differs, the step is
 refused (CONFLICT) and recomputed from Redis. A batch *takes* entries out (states are mutated in
 place while computing) and puts back only what its successful commit made true, so two batches
-in flight never share a state object and a refused batch leaves nothing behind.
+in flight never share a state object and a refused batch leaves nothing behind. (The pipeline
+also hands states straight from a batch whose script is in flight to the next batch, at the
+version that script will write: the same check refuses the next batch if the first one fails.)
 """
 
 from __future__ import annotations

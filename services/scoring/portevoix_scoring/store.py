@@ -270,7 +270,9 @@ class ScoreStore:
         boards, 5 s TTL) and the erased people's reaction markers (`react:<post>:<kind>:<id>`,
         one like/share per actor per post). One SCAN (`rolling:` and `react:` share their
         first letter): it visits the whole keyspace, in small non-blocking steps; erasures
-        are rare, the hot path keeps no index for these."""
+        are rare, the hot path keeps no index for these. Left behind, at worst: a cache built
+        between this SCAN and the step (it expires in 5 s) and a like of theirs applied in
+        that window by another instance (ingest stops their activity at the erasure)."""
         gen_prefix = self.board_prefix.removesuffix("board:")
         rolling_prefix = gen_prefix + "rolling:"
         found: dict[str, list[str]] = {a: [] for a in ambassadors}
@@ -337,15 +339,16 @@ class ScoreStore:
         steps whose marker was set / whose states changed), or (STALE, [])."""
         if not batch.steps:
             return APPLIED, []
-        # The API's rolling caches are built from day boards: an erasure removes the person
-        # from the ones that exist (one built between this SCAN and the step expires in 5 s).
-        # A reaction marker set meanwhile by another instance changed a state this batch
-        # guards (the erased person's): CONFLICT, and the SCAN is done again.
         if batch.erasures:
             batch.targets = await self.erasure_targets(batch.erasures)
+        return await self.send(batch, batch.payload(token))
+
+    async def send(self, batch: BatchWrite, payload: tuple[bytes, bytes]) -> tuple[int, list[int]]:
+        """`commit` with the payload built beforehand (`batch.payload`, erasure targets found):
+        the pipeline serialises a batch before computing the next one on its states."""
         res = await self._apply(
             keys=[SCORING_GENERATION, SCORING_PAUSE],
-            args=[self.gen if self.live else "", token, *batch.payload(token)],
+            args=[self.gen if self.live else "", "", *payload],
         )
         status, where = int(res[0]), [int(i) - 1 for i in res[1]]
         if status == DUPLICATE:
