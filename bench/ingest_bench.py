@@ -4,11 +4,14 @@ embedded nats-server (JetStream, file storage) and an embedded Valkey.
 Measured paths (same event mix, fresh servers each):
 - `pipeline_handle_events_per_s`: `IngestPipeline.handle` on pre-decoded batches of 500 (Redis
   round trips + async batched publishes with PubAcks; no consumer);
-- `raw_pull_events_per_s`: the full consumer path with a raw nats-py pull loop (fetch 500) →
-  `BatchProcessor` (decode, acks, dead letters) → `IngestPipeline`;
+- `raw_pull_events_per_s`: the full consumer path in this process: the worker's pull client
+  (`PullBatches`, fetch 500) → `BatchProcessor` (decode, acks, dead letters) → `IngestPipeline`;
+  `raw_pull_cpu_us_per_event` is its CPU time per event;
 - `service_process_events_per_s`: the real service (`python -m portevoix_ingest`: BusWorker and
-  its nats-py pull loop, which replaced FastStream's batch subscriber) draining a pre-filled
-  stream;
+  its pull loop, which replaced FastStream's batch subscriber) draining a pre-filled stream;
+  `service_cpu_us_per_event` is the service process's CPU time per event over the drain,
+  `service_rss_mb` its largest resident memory seen during the drain (VmRSS, polled) and
+  `service_peak_rss_mb` its high-water mark since start (VmHWM: loading the language model);
 - `http_batch_events_per_s`: `POST /v1/events` (JSON arrays of 1,000) on the real API process,
   4 concurrent clients;
 - `import_cli_events_per_s`: `portevoix import` (bulk_import.run_import) of a JSONL file;
@@ -48,6 +51,7 @@ from portevoix.runtime.embedded import EmbeddedNats, EmbeddedValkey, free_port
 from portevoix.runtime.publisher import EventPublisher, Outgoing
 from portevoix.runtime.redis import connect_redis
 from portevoix.runtime.streams import EVENTS, RAW, RAW_SUBJECT, durable_consumer, ensure_streams
+from portevoix.runtime.worker import PullBatches, ensure_consumer
 from portevoix_ingest.bulk_import import run_import
 from portevoix_ingest.directory import AmbassadorDirectory
 from portevoix_ingest.domain.normalise import detect_language
@@ -203,24 +207,28 @@ async def bench_raw_pull(root: Path) -> float:
         pipeline, pub = make_pipeline(redis, js)
         proc = BatchProcessor(service="ingest", consumer="ingest", handler=pipeline.handle,
                               publisher=pub, max_deliver=5)  # fmt: skip
-        sub = await js.pull_subscribe(
-            "pv.raw.>", durable="ingest", stream=RAW.name,
-            config=durable_consumer("ingest", filter_subjects=["pv.raw.>"], max_deliver=5,
-                                    ack_wait_s=30),
+        await ensure_consumer(
+            js, RAW.name,
+            durable_consumer("ingest", filter_subjects=["pv.raw.>"], max_deliver=5, ack_wait_s=30),
         )  # fmt: skip
+        pulls = PullBatches(nc, RAW.name, "ingest")
+        await pulls.start()
+        detect_language("Warm the language model up before the clock starts.")
         done = 0
+        cpu = time.process_time()
         started = time.perf_counter()
         while done < len(events):
             try:
-                msgs = await sub.fetch(BATCH, timeout=1)
+                msgs = await pulls.fetch(BATCH, 1)
             except (NatsTimeout, TimeoutError):
                 continue
             await proc(msgs)
             done += len(msgs)
         took = time.perf_counter() - started
+        CPU["raw_pull_cpu_us_per_event"] = (time.process_time() - cpu) / len(events) * 1e6
         await nc.flush()
         await redis.aclose()
-        await sub.unsubscribe()
+        await pulls.stop()
         await nc.close()
         return len(events) / took
     finally:
@@ -243,6 +251,7 @@ async def bench_service(root: Path) -> float:
         nc = await nats.connect(servers.nats.url)
         js = nc.jetstream()
         first: float | None = None
+        first_cpu = 0.0
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline:
             try:
@@ -251,9 +260,15 @@ async def bench_service(root: Path) -> float:
                 await asyncio.sleep(0.05)
                 continue
             if first is None and (info.delivered.stream_seq or 0) > 0:
-                first = time.perf_counter()
+                first, first_cpu = time.perf_counter(), cpu_seconds(proc.pid)
+            if first is not None:  # resident memory while it works (the drain's maximum)
+                CPU["service_rss_mb"] = max(CPU.get("service_rss_mb", 0.0), rss_mb(proc.pid))
             if first is not None and not info.num_pending and not info.num_ack_pending:
                 took = time.perf_counter() - first
+                used = cpu_seconds(proc.pid) - first_cpu
+                CPU["service_cpu_us_per_event"] = used / len(events) * 1e6
+                CPU["service_rss_mb"] = max(CPU.get("service_rss_mb", 0.0), rss_mb(proc.pid))
+                CPU["service_peak_rss_mb"] = rss_mb(proc.pid, "VmHWM")
                 await nc.close()
                 return len(events) / took
             await asyncio.sleep(0.02)
@@ -351,6 +366,20 @@ async def timed(name: str, fn: Callable[[], Awaitable[Any]]) -> Any:
     return value
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory now (VmRSS) or at its peak so far (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -377,6 +406,10 @@ async def main() -> None:
         "http_batch_events_per_s": round(http),
         "import_cli_events_per_s": round(imported),
         "handle_events_per_cpu_s": round(CPU["handle_cpu_events_per_cpu_s"]),
+        "raw_pull_cpu_us_per_event": round(CPU["raw_pull_cpu_us_per_event"], 1),
+        "service_cpu_us_per_event": round(CPU["service_cpu_us_per_event"], 1),
+        "service_rss_mb": round(CPU["service_rss_mb"], 1),
+        "service_peak_rss_mb": round(CPU["service_peak_rss_mb"], 1),
         "jetstream_publish_only_events_per_s": round(ceiling),
     }
     notes = (

@@ -1,17 +1,28 @@
 """Publishing to JetStream: always with a PubAck, always with `Nats-Msg-Id` = event id.
 
-Batches go through `publish_async` and are awaited together: one round trip per batch instead of
-one per message, which is what makes the services fast.
+A batch is written to the connection as one buffer of HPUB commands and its PubAcks are awaited
+together: one round trip per batch instead of one per message, which is what makes the services
+fast. nats-py's `publish_async` costs a future, a header-dict encoding, a JSON parse and a PubAck
+object per message; here the replies of a batch land on one wildcard inbox of the publisher,
+each reply subject names its batch and position, and a PubAck is read only for what we need
+(error? duplicate?). The static part of the headers is encoded once per header set.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import BadHeaderError, BadSubjectError, MaxPayloadError
 from nats.js import JetStreamContext
+from nats.js.errors import APIError, NoStreamResponseError
 from pydantic import BaseModel
 
 from portevoix.runtime.metrics import EVENTS_PUBLISHED
@@ -49,17 +60,209 @@ class PublishResult:
     duplicate_flags: list[bool] = field(default_factory=list)  # per message, in order
 
 
+# -- the wire ------------------------------------------------------------------------------------
+# Same rules as nats-py's own publish: no whitespace in subjects (it would inject protocol), header
+# keys are RFC tokens, header values are trimmed and carry no CR/LF.
+_HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
+_BAD_SUBJECT = re.compile(r"[\s]")
+_MSG_ID_LINE = b"NATS/1.0\r\nNats-Msg-Id: "
+
+
+def _subject_bytes(subject: str, known: dict[str, bytes]) -> bytes:
+    b = known.get(subject)
+    if b is None:
+        if not subject or _BAD_SUBJECT.search(subject):
+            raise BadSubjectError
+        b = subject.encode()
+        if len(known) < 4096:  # subjects are few (one per event type or network)
+            known[subject] = b
+    return b
+
+
+def _header_tail(headers: dict[str, str]) -> bytes:
+    """Every header line after Nats-Msg-Id, and the blank line ending the block."""
+    lines = [b""]
+    for k, v in {"content-type": "application/json", **headers}.items():
+        key = k.strip()
+        if not key or key == "Nats-Msg-Id":
+            continue
+        if not _HEADER_KEY.fullmatch(key):
+            raise BadHeaderError(key)
+        lines.append(key.encode() + b": " + v.strip().translate(_NEWLINES).encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def write_commands(nc: NatsClient, commands: list[bytes]) -> None:
+    """Queue already-encoded protocol commands as one write (nats-py flushes it from its flusher
+    task, as it does for `publish`). Callers have checked that the client is connected."""
+    data = b"".join(commands)
+    nc._pending.append(data)
+    nc._pending_data_size += len(data)
+
+
+async def flush_soon(nc: NatsClient) -> None:
+    """Kick nats-py's flusher (what `publish` does after each message; once per batch here)."""
+    if nc._flush_queue is not None and nc._flush_queue.empty():
+        await nc._flush_pending()
+
+
+def can_write_directly(nc: Any) -> bool:
+    """True when the connection is up and is the nats-py client whose write queue we know;
+    otherwise (reconnecting, draining, closed) callers go through nats-py's public API, which
+    buffers or raises exactly as it always did."""
+    return (
+        isinstance(nc, NatsClient)
+        and nc.is_connected
+        and not nc.is_draining_pubs
+        and isinstance(getattr(nc, "_pending", None), list)
+        and getattr(nc, "_flush_queue", None) is not None
+    )
+
+
+class _PendingBatch:
+    __slots__ = ("done", "duplicate", "errors", "remaining")
+
+    def __init__(self, n: int, done: asyncio.Future[None]) -> None:
+        self.remaining = n
+        self.duplicate: list[bool | None] = [None] * n
+        self.errors: list[BaseException] = []
+        self.done = done
+
+
 class EventPublisher:
     def __init__(self, js: JetStreamContext, timeout_s: float = 5.0, service: str = "") -> None:
         self._js = js
         self._timeout = timeout_s
         self._service = service or "unknown"
+        self._nc: Any = getattr(js, "_nc", None)
+        self._inbox = ""
+        self._inbox_ready: asyncio.Lock | None = None
+        self._batches: dict[str, _PendingBatch] = {}
+        self._batch_ids = itertools.count(1)
+        self._subjects: dict[str, bytes] = {}
+        self._tails: dict[tuple[tuple[str, str], ...], bytes] = {}
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> PublishResult:
         """Publish all, wait for every PubAck; raise PublishError if any failed."""
-        result = PublishResult()
         if not messages:
-            return result
+            return PublishResult()
+        if can_write_directly(self._nc):
+            flags = await self._publish_direct(messages)
+        else:
+            flags = await self._publish_via_nats_py(messages)
+        return self._count(messages, flags)
+
+    async def publish(self, message: Outgoing) -> PublishResult:
+        return await self.publish_many([message])
+
+    # -- fast path: HPUB commands written as one buffer, PubAcks on our wildcard inbox ---------
+    async def _ensure_inbox(self) -> str:
+        if self._inbox:
+            return self._inbox
+        if self._inbox_ready is None:
+            self._inbox_ready = asyncio.Lock()
+        async with self._inbox_ready:
+            if not self._inbox:
+                inbox = self._nc.new_inbox()
+                await self._nc.subscribe(f"{inbox}.>", cb=self._on_pub_ack)
+                self._inbox = inbox
+        return self._inbox
+
+    def _tail(self, headers: dict[str, str]) -> bytes:
+        key = tuple(headers.items())
+        tail = self._tails.get(key)
+        if tail is None:
+            tail = _header_tail(headers)
+            if len(self._tails) < 1024:
+                self._tails[key] = tail
+        return tail
+
+    async def _publish_direct(self, messages: Sequence[Outgoing]) -> list[bool]:
+        nc = self._nc
+        inbox = await self._ensure_inbox()
+        max_payload = nc.max_payload
+        batch_id = str(next(self._batch_ids))
+        reply_prefix = f"{inbox}.{batch_id}.".encode()
+        commands: list[bytes] = []
+        size = 0
+        for i, m in enumerate(messages):
+            payload = m.payload
+            if len(payload) > max_payload:
+                raise MaxPayloadError
+            hdr = (
+                _MSG_ID_LINE
+                + m.msg_id.strip().translate(_NEWLINES).encode()
+                + self._tail(m.headers)
+            )
+            commands.append(
+                b"HPUB %b %b%d %d %d\r\n%b%b\r\n"
+                % (
+                    _subject_bytes(m.subject, self._subjects),
+                    reply_prefix,
+                    i,
+                    len(hdr),
+                    len(hdr) + len(payload),
+                    hdr,
+                    payload,
+                )
+            )
+            size += len(payload)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pending = _PendingBatch(len(messages), done)
+        self._batches[batch_id] = pending
+        try:
+            write_commands(nc, commands)
+            nc.stats["out_msgs"] += len(messages)
+            nc.stats["out_bytes"] += size
+            await flush_soon(nc)
+            try:
+                await asyncio.wait_for(done, timeout=self._timeout)
+            except TimeoutError as exc:
+                raise PublishError(f"no PubAck within {self._timeout}s for a batch") from exc
+        finally:
+            self._batches.pop(batch_id, None)
+        if pending.errors:
+            raise PublishError(
+                f"{len(pending.errors)} of {len(messages)} publishes failed: {pending.errors[0]!r}"
+            )
+        return [bool(d) for d in pending.duplicate]
+
+    async def _on_pub_ack(self, msg: Msg) -> None:
+        batch_id, _, index = msg.subject[len(self._inbox) + 1 :].partition(".")
+        pending = self._batches.get(batch_id)
+        if pending is None or not index.isdigit():
+            return  # a batch that timed out already
+        i = int(index)
+        if i >= len(pending.duplicate) or pending.duplicate[i] is not None:
+            return
+        data = msg.data
+        # A PubAck is {"stream":..,"seq":..[,"duplicate":true]}; only errors and duplicates need
+        # a real parse (both are rare).
+        if not data:
+            status = (msg.headers or {}).get("Status", "")
+            pending.errors.append(
+                NoStreamResponseError()
+                if status == "503"
+                else APIError(code=int(status) if status.isdigit() else None)
+            )
+            pending.duplicate[i] = False
+        elif b'"error"' in data:
+            try:
+                APIError.from_error(orjson.loads(data)["error"])  # raises the matching error
+            except Exception as exc:  # an unreadable error is still an error
+                pending.errors.append(exc)
+            pending.duplicate[i] = False
+        else:
+            pending.duplicate[i] = b"duplicate" in data and bool(
+                orjson.loads(data).get("duplicate")
+            )
+        pending.remaining -= 1
+        if pending.remaining == 0 and not pending.done.done():
+            pending.done.set_result(None)
+
+    # -- while reconnecting (or on another client): nats-py's own async publish -----------------
+    async def _publish_via_nats_py(self, messages: Sequence[Outgoing]) -> list[bool]:
         futures = []
         for m in messages:
             headers = {"Nats-Msg-Id": m.msg_id, "content-type": "application/json", **m.headers}
@@ -73,18 +276,17 @@ class EventPublisher:
         errors = [a for a in acks if isinstance(a, BaseException)]
         if errors:
             raise PublishError(f"{len(errors)} of {len(messages)} publishes failed: {errors[0]!r}")
+        return [bool(getattr(ack, "duplicate", False)) for ack in acks]
+
+    def _count(self, messages: Sequence[Outgoing], flags: list[bool]) -> PublishResult:
+        result = PublishResult(duplicate_flags=flags)
         counted: dict[str, int] = {}
-        for message, ack in zip(messages, acks, strict=True):
-            dup = bool(getattr(ack, "duplicate", False))
-            result.duplicate_flags.append(dup)
+        for message, dup in zip(messages, flags, strict=True):
             if dup:
                 result.duplicates += 1
             else:
-                result.published += 1
                 counted[message.subject] = counted.get(message.subject, 0) + 1
+        result.published = len(messages) - result.duplicates
         for subject, n in counted.items():
             EVENTS_PUBLISHED.labels(self._service, subject).inc(n)
         return result
-
-    async def publish(self, message: Outgoing) -> PublishResult:
-        return await self.publish_many([message])

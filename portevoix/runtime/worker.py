@@ -5,30 +5,37 @@ publications with `document_publisher(...)`, and its start-up with `on_ready(...
 FastStream application (lifecycle, signals, connection, Prometheus middleware, and what
 `faststream docs gen` reads for the AsyncAPI document).
 
-The pull loop itself runs on nats-py: FastStream 0.7's batch loop keeps fetching until a batch
-is full or its timeout expires, which adds that timeout to every hop at low rates and capped
-throughput near 10k msg/s here. Ours takes whatever a pull returns at once (nats-py returns a
-partial batch as soon as messages are there) and long-polls only when idle. The subscribers are
-still declared to FastStream — on a documentation broker, by the same `consume()` call, with the
-same subjects, stream and durable — so the AsyncAPI document describes exactly what runs.
+The pull loop itself runs on the nats-py connection: FastStream 0.7's batch loop keeps fetching
+until a batch is full or its timeout expires, which adds that timeout to every hop at low rates
+and capped throughput near 10k msg/s here. Ours (`PullBatches`) takes whatever a pull returns at
+once and long-polls only when idle; it speaks the pull protocol itself because nats-py's `fetch`
+spends a task and a timer per message. The subscribers are still declared to FastStream — on a
+documentation broker, by the same `consume()` call, with the same subjects, stream and durable —
+so the AsyncAPI document describes exactly what runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import orjson
 from faststream import AckPolicy, Context, FastStream
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsBatchMessage
 from faststream.specification import AsyncAPI
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig
+from nats.js.errors import NotFoundError
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
@@ -50,6 +57,143 @@ from portevoix.runtime.streams import StreamSpec, ensure_streams
 
 BatchMessage = Annotated[NatsBatchMessage, Context("message")]
 patch_faststream_pull_timeout()
+
+
+class PullError(RuntimeError):
+    """The server refused a pull request (consumer gone, too many waiting pulls, no JetStream)."""
+
+
+class PullBatches:
+    """Batches of a durable pull consumer, over one inbox subscription of the connection.
+
+    One pull request is in flight at a time; its reply subject names it, so the status that ends
+    it (404 nothing there, 408 expired or partly served) is told apart from a late one. Messages
+    are buffered as they arrive, whichever request brought them, and handed out up to `size` per
+    `fetch`: a message delivered after a fetch gave up is served by the next one, never dropped.
+    - Messages waiting: a no-wait request for what is missing returns a full or partial batch at
+      once.
+    - Idle: a long poll (`expires` = `wait`) returns as soon as something arrives; what the open
+      request delivers later goes to the next fetch.
+    - Backlogged (a full batch was taken): a no-wait request for the next batch goes out at once,
+      so the server delivers it while the caller handles this one.
+    """
+
+    # A request whose ending status got lost (a reconnect) is given up after this long.
+    SETTLE_S = 5.0
+
+    def __init__(self, nc: NatsClient, stream: str, durable: str) -> None:
+        self._nc = nc
+        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._inbox = ""
+        self._sub: Subscription | None = None
+        self._buffer: list[Msg] = []
+        self._open: str | None = None  # reply subject of the request in flight
+        self._owed = 0  # messages it may still bring
+        self._open_no_wait = False
+        self._refused: str | None = None
+        self._ids = itertools.count(1)
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        self._inbox = self._nc.new_inbox()
+        self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_msg)
+
+    async def stop(self) -> None:
+        """Unsubscribe; buffered messages are nak'ed so another instance gets them now rather
+        than after the ack wait."""
+        if self._open is not None and self._open_no_wait:
+            with contextlib.suppress(PullError):  # let a prefetch land, to nak it below
+                await self._wait(1.0, until_settled=True)
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+        buffered, self._buffer = self._buffer, []
+        for m in buffered:
+            with contextlib.suppress(Exception):
+                await m.nak()
+
+    async def _on_msg(self, msg: Msg) -> None:
+        if msg.reply:  # a delivery ($JS.ACK... reply); statuses have none
+            self._buffer.append(msg)
+            self._owed -= 1
+            if self._owed <= 0:
+                self._open = None
+            self._wake.set()
+            return
+        headers = msg.headers or {}
+        status = headers.get("Status", "")
+        if status == "100" or msg.subject != self._open:
+            return  # a heartbeat, or the end of a request we gave up on
+        if status not in ("404", "408"):
+            self._refused = f"{status} {headers.get('Description', '')}".strip()
+        self._open = None
+        self._wake.set()
+
+    async def _request(self, batch: int, *, expires_s: float | None) -> None:
+        reply = f"{self._inbox}.{next(self._ids)}"
+        req: dict[str, Any] = {"batch": batch}
+        if expires_s is None:
+            req["no_wait"] = True
+        else:
+            req["expires"] = int(expires_s * 1e9)
+        self._open, self._owed, self._refused = reply, batch, None
+        self._open_no_wait = expires_s is None
+        self._wake.clear()
+        await self._nc.publish(self._next, orjson.dumps(req), reply=reply)
+
+    async def _wait(self, within_s: float, *, until_settled: bool) -> None:
+        """Until the open request ends (or, with until_settled=False, brings something)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while self._open is not None and (until_settled or not self._buffer):
+            self._wake.clear()
+            left = deadline - loop.time()
+            if left <= 0:
+                self._open = None  # its status got lost; a late one is ignored
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), left)
+        if self._refused is not None:
+            refused, self._refused = self._refused, None
+            raise PullError(f"pull refused: {refused}")
+
+    def _take(self, size: int) -> list[Msg]:
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+    async def fetch(self, size: int, wait: float) -> list[Msg]:
+        """Up to `size` messages; TimeoutError when none arrived within `wait` seconds."""
+        if self._sub is None:
+            raise PullError("not started")
+        if self._open is not None and self._open_no_wait:
+            await self._wait(self.SETTLE_S, until_settled=True)  # a prefetch: about done
+        if len(self._buffer) < size and self._open is None:
+            await self._request(size - len(self._buffer), expires_s=None)
+            await self._wait(self.SETTLE_S, until_settled=True)
+        if self._buffer:
+            batch = self._take(size)
+            if len(batch) == size and self._open is None and len(self._buffer) < size:
+                # Backlogged: the server delivers the next batch while this one is handled.
+                await self._request(size - len(self._buffer), expires_s=None)
+            return batch
+        if self._open is None:
+            await self._request(size, expires_s=wait)
+        await self._wait(wait + 1.0, until_settled=False)
+        if self._buffer:
+            return self._take(size)
+        raise TimeoutError
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
+    """Create the durable consumer unless it exists (what nats-py's pull_subscribe does)."""
+    durable = config.durable_name
+    assert durable
+    try:
+        await js.consumer_info(stream, durable)
+    except NotFoundError:
+        config.name = durable
+        await js.add_consumer(stream, config=config)
 
 
 @dataclass(frozen=True)
@@ -197,22 +341,19 @@ class BusWorker:
                 max_deliver=self.settings.max_deliver,
                 retry_base_delay_s=self.settings.retry_base_delay_s,
             )
-            sub = await self.js.pull_subscribe(
-                c.subjects[0] if len(c.subjects) == 1 else "",
-                durable=c.durable,
-                stream=c.stream.name,
-                config=c.config,
-            )
-            self._loops.append(asyncio.create_task(self._pull_loop(c, sub, processor)))
+            await ensure_consumer(self.js, c.stream.name, c.config)
+            pulls = PullBatches(self.broker.connection, c.stream.name, c.durable)
+            await pulls.start()
+            self._loops.append(asyncio.create_task(self._pull_loop(c, pulls, processor)))
         self._tasks.append(asyncio.create_task(self._poll_consumers()))
         self.log.info("service ready", extra={"pv": {"metrics_port": self.metrics_port}})
 
-    async def _pull_loop(self, c: Consumer, sub: Any, processor: BatchProcessor) -> None:
+    async def _pull_loop(self, c: Consumer, pulls: PullBatches, processor: BatchProcessor) -> None:
         """Fetch → process → settle, until asked to stop; a batch in hand is always settled."""
         size, idle_wait = self.settings.batch_size, self.settings.idle_poll_s
         while not self._stopping.is_set():
             try:
-                msgs = await sub.fetch(size, timeout=idle_wait)
+                msgs = await pulls.fetch(size, idle_wait)
             except TimeoutError:
                 continue  # idle: nothing arrived during the long poll
             except Exception as exc:
@@ -229,8 +370,7 @@ class BusWorker:
                     extra={"pv": {"consumer": c.durable, "error": repr(exc)[:300]}},
                 )
                 await asyncio.sleep(0.5)
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+        await pulls.stop()
 
     async def _shutdown(self) -> None:
         # Stop pulling, let the batch in hand settle (acks), then close.

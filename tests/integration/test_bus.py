@@ -9,11 +9,14 @@ from collections.abc import Sequence
 import orjson
 import pytest
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import BadSubjectError
 from nats.js.api import StorageType
 
-from portevoix.runtime.delivery import BatchProcessor, Delivery
-from portevoix.runtime.publisher import EventPublisher, Outgoing
+from portevoix.runtime.delivery import BatchProcessor, Delivery, _ack_fields, ack_all
+from portevoix.runtime.publisher import EventPublisher, Outgoing, PublishError
 from portevoix.runtime.streams import DLQ, RAW, STREAMS, durable_consumer, ensure_streams
+from portevoix.runtime.worker import PullBatches, PullError, ensure_consumer
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +153,114 @@ async def test_transient_failures_are_retried_with_delay_then_dead_lettered(
     await asyncio.sleep(0.1)
     info = await js.consumer_info(RAW.name, "t2")
     assert info.num_ack_pending == 0
+
+
+async def test_publisher_headers_concurrent_batches_and_refusals(nc: NatsClient) -> None:
+    js = nc.jetstream()
+    await ensure_streams(js)
+    pub = EventPublisher(js, timeout_s=2)
+    # Concurrent batches share one reply inbox: each gets its own PubAcks, in order.
+    batches = [
+        [
+            Outgoing("pv.raw.v1", f"c{b}-{i}", b"{}", {"Pv-Event-Type": "t\r\nX: y"})
+            for i in range(40)
+        ]
+        for b in range(5)
+    ]
+    results = await asyncio.gather(*(pub.publish_many(b) for b in batches))
+    assert [(r.published, r.duplicates) for r in results] == [(40, 0)] * 5
+    mixed = await pub.publish_many([batches[0][0], Outgoing("pv.raw.v1", "new", b"{}")])
+    assert mixed.duplicate_flags == [True, False]
+    stored = await js.get_msg(RAW.name, 1)
+    assert stored.headers is not None
+    assert stored.headers["Nats-Msg-Id"] == "c0-0"
+    assert stored.headers["content-type"] == "application/json"
+    assert stored.headers["Pv-Event-Type"] == "t  X: y"  # no header injection
+    # No stream for a subject: the batch fails as a whole and says why.
+    with pytest.raises(PublishError, match="1 of 2 publishes failed"):
+        await pub.publish_many([Outgoing("pv.raw.v1", "ok", b"{}"), Outgoing("nowhere", "x", b"")])
+    with pytest.raises(BadSubjectError):
+        await pub.publish_many([Outgoing("pv.raw v1", "x", b"{}")])
+
+
+def test_ack_fields_read_both_reply_subject_layouts() -> None:
+    v1 = Msg(_client=None, subject="s", reply="$JS.ACK.S.C.3.42.7.1700000000123456789.0")  # type: ignore[arg-type]
+    v2 = Msg(
+        _client=None,  # type: ignore[arg-type]
+        subject="s",
+        reply="$JS.ACK.dom.ACCHASH.S.C.2.43.8.1700000000500000000.5.rnd",
+    )
+    assert _ack_fields(v1) == (42, 3, 1700000000.1234567)
+    assert _ack_fields(v2) == (43, 2, 1700000000.5)
+    for m in (v1, v2):  # the same as nats-py's own reading
+        md = m.metadata
+        seq, attempt, at = _ack_fields(m)
+        assert (seq, attempt) == (md.sequence.stream, md.num_delivered)
+        assert md.timestamp is not None and abs(at - md.timestamp.timestamp()) < 1e-6
+
+
+async def _pulls(nc: NatsClient, durable: str) -> PullBatches:
+    js = nc.jetstream()
+    await ensure_streams(js)
+    await ensure_consumer(
+        js, RAW.name, durable_consumer(durable, filter_subjects=["pv.raw.v1"], max_deliver=3,
+                                       ack_wait_s=30),
+    )  # fmt: skip
+    pulls = PullBatches(nc, RAW.name, durable)
+    await pulls.start()
+    return pulls
+
+
+async def test_pull_batches_full_partial_idle_and_prefetched(nc: NatsClient) -> None:
+    await ensure_streams(nc.jetstream())
+    pub = EventPublisher(nc.jetstream())
+    await pub.publish_many([Outgoing("pv.raw.v1", f"m{i}", b"{}") for i in range(25)])
+    pulls = await _pulls(nc, "pb")
+    got: list[int] = []
+    started = time.monotonic()
+    for expected in (10, 10, 5):  # full, full (prefetched while the first was handled), partial
+        batch = await pulls.fetch(10, 5.0)
+        assert len(batch) == expected
+        got += [_ack_fields(m)[0] for m in batch]
+        await ack_all(batch)
+    assert got == list(range(1, 26))  # in order, none twice
+    assert time.monotonic() - started < 2  # a partial batch does not wait for the poll
+    # Idle: the long poll ends as soon as something arrives, not when it expires.
+    later = asyncio.create_task(pulls.fetch(10, 5.0))
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    await pub.publish(Outgoing("pv.raw.v1", "late", b"{}"))
+    batch = await later
+    assert len(batch) == 1 and time.monotonic() - started < 1.5
+    await ack_all(batch)
+    with pytest.raises(TimeoutError):
+        await pulls.fetch(10, 0.3)
+    await pulls.stop()
+    await asyncio.sleep(0.2)
+    info = await nc.jetstream().consumer_info(RAW.name, "pb")
+    assert info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_pull_batches_stop_hands_buffered_messages_back(nc: NatsClient) -> None:
+    await ensure_streams(nc.jetstream())
+    pub = EventPublisher(nc.jetstream())
+    await pub.publish_many([Outgoing("pv.raw.v1", f"b{i}", b"{}") for i in range(8)])
+    pulls = await _pulls(nc, "pc")
+    first = await pulls.fetch(4, 2.0)  # full: the next four are prefetched into the buffer
+    await ack_all(first)
+    await pulls.stop()  # the prefetched four are nak'ed, not left to the ack wait (30 s)
+    again = await _pulls(nc, "pc")
+    rest = await again.fetch(10, 2.0)
+    assert sorted(_ack_fields(m)[0] for m in rest) == [5, 6, 7, 8]
+    assert all(_ack_fields(m)[1] == 2 for m in rest)  # redelivered at once
+    await ack_all(rest)
+    await again.stop()
+
+
+async def test_pull_batches_report_a_missing_consumer(nc: NatsClient) -> None:
+    await ensure_streams(nc.jetstream())
+    pulls = PullBatches(nc, RAW.name, "nobody")
+    await pulls.start()
+    with pytest.raises((PullError, TimeoutError)):
+        await pulls.fetch(10, 0.5)
+    await pulls.stop()

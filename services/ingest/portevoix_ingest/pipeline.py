@@ -89,6 +89,9 @@ class IngestPipeline:
 
     async def handle(self, batch: Sequence[Delivery]) -> None:
         now = datetime.now(UTC)
+        # Contract timestamps are aware UTC: one comparison per event against the batch's window;
+        # classify_time (which names the broken rule) only runs for the few outside it.
+        oldest, newest = now - self._max_age, now + self._max_future
         control: list[tuple[Delivery, AmbassadorIn | ErasureRequested]] = []
         activity: list[tuple[Delivery | None, Activity, bytes]] = []
         for d in batch:
@@ -106,12 +109,13 @@ class IngestPipeline:
             if isinstance(event, AmbassadorIn):
                 control.append((d, event))
                 continue
-            late = classify_time(
-                event.occurred_at, now, max_future=self._max_future, max_age=self._max_age
-            )
-            if late is not None:
-                reject(d, late.rule, [late])
-                continue
+            if not oldest <= event.occurred_at <= newest:
+                late = classify_time(
+                    event.occurred_at, now, max_future=self._max_future, max_age=self._max_age
+                )
+                if late is not None:
+                    reject(d, late.rule, [late])
+                    continue
             activity.append((d, event, d.data))
 
         out: list[Outgoing] = []
@@ -130,7 +134,7 @@ class IngestPipeline:
                 )
                 out.append(Outgoing.of_event(ERASED_SUBJECT, erased_event))
                 continue
-            conflicts = await self._dir.conflicts(item)
+            conflicts, unparked = await self._dir.enroll(item, now)
             if conflicts:
                 reject(d, "handle_taken", conflicts)
                 continue
@@ -140,7 +144,7 @@ class IngestPipeline:
                     to_ambassador_registered(item, PRODUCER, now),
                 )
             )
-            for network, handle, raw in await self._dir.register(item, now):
+            for network, handle, raw in unparked:
                 parked = parse_ingest_event(orjson.loads(raw))
                 if isinstance(parked, PostIn | EngagementIn):
                     activity.append((None, parked, raw))
@@ -180,26 +184,22 @@ class IngestPipeline:
     async def _resolve(
         self, activity: list[tuple[Delivery | None, Activity, bytes]]
     ) -> list[Outgoing]:
-        def who_of(e: Activity) -> tuple[str, str]:
-            return (e.network, e.author if isinstance(e, PostIn) else e.actor)
-
-        resolved = await self._dir.resolve_many(who_of(e) for _, e, _ in activity)
+        whos = [(e.network, e.author if isinstance(e, PostIn) else e.actor) for _, e, _ in activity]
+        resolved = await self._dir.resolve_many(whos)
         # In-flight activity of a just-erased handle must not bring its data back (parked, or
         # published as a stranger's).
-        erased = await self._dir.erased(
-            pair for _, e, _ in activity if (pair := who_of(e)) not in resolved
-        )
+        erased = await self._dir.erased(pair for pair in whos if pair not in resolved)
         out: list[Outgoing] = []
         to_park: list[tuple[Delivery | None, PostIn, bytes]] = []
         ingested: Counter[tuple[str, str]] = Counter()
         withheld = 0
-        for d, event, raw in activity:
-            who = resolved.get(who_of(event))
+        for (d, event, raw), pair in zip(activity, whos, strict=True):
+            who = resolved.get(pair)
             if who is not None and not who.consent:
                 # Not published, so never scored nor stored downstream (GDPR art. 6/7).
                 withheld += 1
                 continue
-            if who is None and erased and who_of(event) in erased:
+            if who is None and erased and pair in erased:
                 DROPPED_ERASED.inc()
                 continue
             if isinstance(event, PostIn):

@@ -5,7 +5,6 @@ Pure functions only: no I/O besides loading py3langid's bundled model once, lazi
 
 from __future__ import annotations
 
-import copy
 import re
 import threading
 import unicodedata
@@ -258,8 +257,7 @@ _NON_LINGUISTIC = re.compile(r"(?i)\bhttps?://\S+|(?<!\w)@\S+")
 _model_lock = threading.Lock()
 
 
-@lru_cache(maxsize=1)
-def _base_identifier() -> LanguageIdentifier:
+def _load_identifier() -> LanguageIdentifier:
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     # Normalised probabilities give a confidence usable as a vote weight.
@@ -268,12 +266,15 @@ def _base_identifier() -> LanguageIdentifier:
 
 @lru_cache(maxsize=16)
 def _identifier(langs: tuple[str, ...]) -> LanguageIdentifier:
-    # set_languages mutates its identifier: restrict a shallow copy per language set, so the model
-    # is read from disk once and concurrent callers with different sets never see each other's
-    # restriction (the module-level langid.set_languages would be process-global).
+    # One identifier per language set, restricted on a model of its own: set_languages mutates
+    # its identifier, and the module-level langid.set_languages would be process-global. Only
+    # the restricted columns are kept: the 142-language matrix (28 MB) is dropped, which keeps
+    # the ingest process well inside its memory budget; another language set (settings are
+    # fixed, so in practice none) reads the file again, about a second.
     with _model_lock:
-        ident = copy.copy(_base_identifier())
+        ident = _load_identifier()
         ident.set_languages(list(langs))
+        ident._full_model = (ident.nb_ptc, ident.nb_pc, ident.nb_classes)
         return ident
 
 
