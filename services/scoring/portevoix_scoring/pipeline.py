@@ -165,7 +165,12 @@ class ScoringPipeline:
         if tables:
             await self._keep_tables(tables)
         if work:
-            outcomes = await self.apply([e for _, e in work])
+            # First deliveries are not looked up in the dedupe markers (the script checks
+            # them anyway; a duplicate costs one refused batch): a redelivery is. (Reaction
+            # markers are always read: repeated likes are common enough that guessing costs
+            # more refused batches than the reads.)
+            redelivered = any(d.attempt > 1 for d, _ in work)
+            outcomes = await self.apply([e for _, e in work], read_seen=redelivered)
             now = time.time()
             tally: dict[str, int] = {}
             moved: dict[str, float] = {}
@@ -227,12 +232,15 @@ class ScoringPipeline:
         return len(items)
 
     # -- core ------------------------------------------------------------------------------
-    async def apply(self, events: Sequence[Scored]) -> list[Outcome]:
-        """Apply events in order; recompute the ones refused (CONFLICT/STALE) a few times."""
+    async def apply(self, events: Sequence[Scored], *, read_seen: bool = True) -> list[Outcome]:
+        """Apply events in order; recompute the ones refused (CONFLICT/STALE) a few times.
+        `read_seen`: read the events' dedupe markers first (skip known duplicates before
+        computing); without it a duplicate is found by the script (DUPLICATE, recomputed)."""
         outcomes: list[Outcome] = [Outcome(CONFLICT)] * len(events)
         pending = list(range(len(events)))
         for _ in range(self._attempts):
-            results = await self._run([events[i] for i in pending])
+            results = await self._run([events[i] for i in pending], read_seen)
+            read_seen = True  # a recomputation may be due to duplicates
             stale = False
             retry: list[int] = []
             for i, out in zip(pending, results, strict=True):
@@ -279,7 +287,7 @@ class ScoringPipeline:
             out.append(cur)
         return out
 
-    async def _run(self, events: Sequence[Scored]) -> list[Outcome]:
+    async def _run(self, events: Sequence[Scored], read_seen: bool = True) -> list[Outcome]:
         """Script batches, overlapped: batch k+1 is read, then batch k's script is sent, and
         k+1 is computed while Valkey runs it — on top of k's states, before k is known to have
         committed (speculatively). Exactly once still holds: k+1 takes the states k writes
@@ -290,7 +298,7 @@ class ScoringPipeline:
         outcomes: list[Outcome] = [Outcome(CONFLICT)] * len(events)
         prev: _Chunk | None = None
         for positions in self._chunks(events):
-            chunk = await self._read([events[i] for i in positions], positions, prev)
+            chunk = await self._read([events[i] for i in positions], positions, prev, read_seen)
             sending: asyncio.Task[tuple[int, list[int]]] | None = None
             if prev is not None and prev.payload is not None:
                 sending = asyncio.create_task(self.store.send(prev.batch, prev.payload))
@@ -317,7 +325,11 @@ class ScoringPipeline:
         return chunk.outcomes
 
     async def _read(
-        self, events: list[Scored], positions: list[int], prev: _Chunk | None
+        self,
+        events: list[Scored],
+        positions: list[int],
+        prev: _Chunk | None,
+        read_seen: bool = True,
     ) -> _Chunk:
         """The batch's states: from the batch before it (still in flight: what it will have
         written, at its token), from memory (what this instance wrote last), else from Redis
@@ -360,7 +372,7 @@ class ScoringPipeline:
                 mem.ambassadors[aid] = _Ambassador(hit[0], cast(AmbassadorState, hit[1]))
         # Events of the batch in flight are not looked up: they are its (speculatively).
         in_flight = prev.ids if prev is not None else set()
-        ids = [e.event_id for e in events if e.event_id not in in_flight]
+        ids = [e.event_id for e in events if read_seen and e.event_id not in in_flight]
         states, chunk.seen = await store.load(keys, ids)
         chunk.seen |= {e.event_id for e in events if e.event_id in in_flight}
         for pk in post_keys:

@@ -97,6 +97,32 @@ for _, z in ipairs(b.z) do
   for j = 2, #z, 2 do redis.call('ZINCRBY', k, z[j + 1], z[j]) end
   if string.sub(k, 1, #BP) == BP then idx[#idx + 1] = k end
 end
+-- Credits fanned out here (checked batches): c = (target set, ambassador, delta)*, t = target
+-- sets {per-person boards, teams boards, team}; team totals are summed first (one ZINCRBY per
+-- board and team). Python sends each credit once instead of ~15 board entries.
+local TS, C = b.t or {}, b.c or {}
+if #C > 0 then
+  for _, t in ipairs(TS) do
+    for _, k in ipairs(t[1]) do idx[#idx + 1] = k end
+  end
+  local acc = {}
+  for j = 1, #C, 3 do
+    local t = TS[C[j]]
+    local aid, d = C[j + 1], C[j + 2]
+    for _, k in ipairs(t[1]) do redis.call('ZINCRBY', k, d, aid) end
+    local team = t[3]
+    for _, k in ipairs(t[2]) do
+      local a = acc[k]
+      if not a then a = {}; acc[k] = a end
+      a[team] = (a[team] or 0) + tonumber(d)
+    end
+  end
+  for k, a in pairs(acc) do
+    for team, v in pairs(a) do
+      if v ~= 0 then redis.call('ZINCRBY', k, string.format('%d', v), team) end
+    end
+  end
+end
 -- Per-person boards are indexed as they are written (one SADD per batch): an erasure finds
 -- every board of every period without a SCAN of the keyspace.
 for i = 1, #idx, CH do redis.call('SADD', b.bi, unpack(idx, i, math.min(i + CH - 1, #idx))) end
@@ -296,6 +322,7 @@ class ScoreStore:
         self._react_prefix = REACTION.format(gen=gen, post_key="", kind="", actor="")[:-2]
         self.reaction_prefix = self._react_prefix
         self.board_prefix = board_key(gen, "")  # every per-person board starts with it
+        self.ledger_prefix = ledger_key(gen, "")
         self.board_index = BOARD_INDEX.format(gen=gen)
 
     def post_key(self, post_key: str) -> str:
@@ -405,6 +432,21 @@ def board_targets(
     return tuple(out)
 
 
+@lru_cache(maxsize=8192)
+def credit_targets(
+    gen: str, day: str, team: str | None, campaigns: tuple[str, ...], personal: bool
+) -> list[Any]:
+    """A credit's target set as the script takes it: [per-person boards, teams boards, team]."""
+    mine: list[str] = []
+    teams: list[str] = []
+    for key, is_team in board_targets(gen, day, team, campaigns):
+        if is_team:
+            teams.append(key)
+        elif personal:
+            mine.append(key)
+    return [mine, teams, team or ""]
+
+
 class BatchWrite:
     """The changes of a batch of steps, aggregated per key."""
 
@@ -462,8 +504,9 @@ class BatchWrite:
             for fld, v in r.values.items():
                 mine[fld] = mine.get(fld, 0) + v
         lists = self._l
+        ledger_prefix = self._store.ledger_prefix
         for e in effects.ledger:
-            key = ledger_key(gen, e.ambassador_id)
+            key = ledger_prefix + e.ambassador_id
             line = e.to_json()
             lines = lists.get(key)
             if lines is None:
@@ -488,6 +531,28 @@ class BatchWrite:
     def _expand(self) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
         """Fan summed credits out to every board (key -> member -> delta), summed reach to the
         ambassador's and the organisation's counters (key -> field -> delta)."""
+        z = self._expand_credits()
+        return z, self._expand_reach()
+
+    def _credit_sets(self) -> tuple[list[list[Any]], list[Any]]:
+        """Summed credits for the script to fan out: (target sets, (set, member, delta)*)."""
+        gen = self._store.gen
+        index: dict[tuple[str, str | None, tuple[str, ...], bool], int] = {}
+        sets: list[list[Any]] = []
+        flat: list[Any] = []
+        for (aid, day, team, campaigns), cp in self._credits.items():
+            if not cp:
+                continue
+            k = (day, team, campaigns, aid is not None)
+            i = index.get(k)
+            if i is None:
+                sets.append(credit_targets(gen, day, team, campaigns, aid is not None))
+                i = index[k] = len(sets)  # Lua tables are 1-based
+            flat += (i, aid or "", str(cp))
+        self._credits = {}
+        return sets, flat
+
+    def _expand_credits(self) -> dict[str, dict[str, int]]:
         gen = self._store.gen
         z: dict[str, dict[str, int]] = {}
         for (aid, day, team, campaigns), cp in self._credits.items():
@@ -503,6 +568,11 @@ class BatchWrite:
                     z[key] = {member: cp}
                 else:
                     board[member] = board.get(member, 0) + cp
+        self._credits = {}
+        return z
+
+    def _expand_reach(self) -> dict[str, dict[str, int]]:
+        gen = self._store.gen
         h: dict[str, dict[str, int]] = {}
         if self._reach:
             total: dict[str, int] = {}
@@ -515,8 +585,8 @@ class BatchWrite:
                         total[f] = total.get(f, 0) + v
             if total:
                 h[stats_total_key(gen)] = total
-        self._credits, self._reach = {}, {}
-        return z, h
+        self._reach = {}
+        return h
 
     def version_of(self, key: str, token: str) -> str:
         """The version a guarded key has once the batch is applied."""
@@ -560,7 +630,8 @@ class BatchWrite:
     def payload(self, token: str) -> tuple[bytes, bytes]:
         """The script's batch JSON and its values blob, all in one (checked steps). Values are
         referred to by (offset, length) into the blob."""
-        z, h = self._expand()
+        target_sets, credits = self._credit_sets()
+        h = self._expand_reach()
         prefix = token.encode() + b"\n"
         chunks: list[bytes] = []
         offset = 1  # Lua strings are 1-based
@@ -585,13 +656,6 @@ class BatchWrite:
             sets.append([key, fld, offset, len(value)])
             offset += len(value)
         # Deltas as text: Lua numbers would print large integers in exponent notation.
-        zs: list[list[str]] = []
-        for key, deltas in z.items():
-            entry = [key]
-            for m, d in deltas.items():
-                if d:
-                    entry += (m, str(d))
-            zs.append(entry)
         hs: list[list[str]] = []
         for key, deltas in h.items():
             entry = [key]
@@ -600,7 +664,8 @@ class BatchWrite:
                     entry += (f, str(d))
             hs.append(entry)
         gv = [g[0] for g in self._guards.values()]
-        batch = {"m": self.markers, "gk": list(self._guards), "gv": gv, "gw": gw, "z": zs}
+        batch = {"m": self.markers, "gk": list(self._guards), "gv": gv, "gw": gw, "z": []}
+        batch |= {"t": target_sets, "c": credits}
         batch |= {"h": hs, "l": lists, "x": sets, "e": self._erasure_entries()}
         batch |= self._common()
         return orjson.dumps(batch), b"".join(chunks)

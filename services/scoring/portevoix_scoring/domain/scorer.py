@@ -26,7 +26,7 @@ default caps limit what the ambassador does, and ingest drops an erased person's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Protocol
@@ -131,16 +131,21 @@ class BadgeGrant:
         return f"badge:{self.ambassador_id}:{self.badge}"
 
 
-@dataclass(slots=True)
 class Effects:
-    ledger: list[LedgerEntry] = field(default_factory=list)
-    credits: list[Credit] = field(default_factory=list)
-    reach: list[ReachDelta] = field(default_factory=list)
-    badges: list[BadgeGrant] = field(default_factory=list)
-    wrote: set[str] = field(default_factory=set)  # ambassador states changed
-    read: set[str] = field(default_factory=set)  # ambassador states read (guarded, not written)
-    reaction: bool = False  # the (post, kind, actor) reaction marker is set by this event
-    erased: list[str] = field(default_factory=list)  # ambassadors erased by this event
+    """What one event changes. Built once per event: a plain slotted class (a dataclass's
+    default factories cost twice as much)."""
+
+    __slots__ = ("badges", "credits", "erased", "ledger", "reach", "reaction", "read", "wrote")
+
+    def __init__(self) -> None:
+        self.ledger: list[LedgerEntry] = []
+        self.credits: list[Credit] = []
+        self.reach: list[ReachDelta] = []
+        self.badges: list[BadgeGrant] = []
+        self.wrote: set[str] = set()  # ambassador states changed
+        self.read: set[str] = set()  # ambassador states read (guarded, not written)
+        self.reaction = False  # the (post, kind, actor) reaction marker is set by this event
+        self.erased: list[str] = []  # ambassadors erased by this event
 
 
 class Ambassadors(Protocol):
@@ -170,8 +175,12 @@ def _rank(candidate: tuple[int, Badge]) -> int:
     return candidate[0]
 
 
+def _threshold(tier: tuple[int, int, Badge]) -> tuple[int, int]:
+    return tier[0], tier[1]
+
+
 def base_rule(rule: str) -> str:
-    return rule.split(":", 1)[0]
+    return rule.partition(":")[0]
 
 
 class Scorer:
@@ -187,6 +196,12 @@ class Scorer:
         self._badges_by_metric: dict[str, list[tuple[int, Badge]]] = {}
         for rank, badge in enumerate(table.badges):
             self._badges_by_metric.setdefault(badge.metric, []).append((rank, badge))
+        # The same by threshold, to stop at the first badge a metric has not reached.
+        self._tiers: dict[str, list[tuple[int, int, Badge]]] = {
+            metric: sorted(((b.threshold, rank, b) for rank, b in badges), key=_threshold)
+            for metric, badges in self._badges_by_metric.items()
+        }
+        self._reach_cache: dict[tuple[str, str, int], dict[str, int]] = {}
 
     def _local_day(self, at: str) -> str:
         return datetime.fromisoformat(at).astimezone(self.tz).date().isoformat()
@@ -405,41 +420,65 @@ class Scorer:
             post.credited[day] = post.credited.get(day, 0) + item.points
             me.points += item.points
         rule = base_rule(item.rule)
-        values: dict[str, int] = {}
-        changed = {"points"} if item.points else set()
+        changed: list[str] = ["points"] if item.points else []
+        counts = me.counts
         if rule in ("original_post", "relay"):
-            values = {"posts": 1, "impressions": post.impressions}
             kind = "original_posts" if rule == "original_post" else "relays"
-            me.bump("posts")
-            me.bump(kind)
+            counts["posts"] = counts.get("posts", 0) + 1
+            counts[kind] = counts.get(kind, 0) + 1
             me.active_on(day)
-            changed |= {"posts", kind, "streak_days"}
+            changed += ("posts", kind, "streak_days")
         elif rule in REACTIONS:
-            values = {"reactions": 1}
-            me.bump("reactions_received")
-            changed.add("reactions_received")
+            counts["reactions_received"] = counts.get("reactions_received", 0) + 1
+            changed.append("reactions_received")
             if rule == "comment":
-                me.bump("comments_received")
-                changed.add("comments_received")
-        elif rule == "click":
-            values = {"clicks": 1}
+                counts["comments_received"] = counts.get("comments_received", 0) + 1
+                changed.append("comments_received")
+        values = self._reach_of(rule, post)
         if values:
-            values.update(self._emv(post.network or "other", values))
+            reach = post.reach
             for k, v in values.items():
-                post.reach[k] = post.reach.get(k, 0) + v
+                reach[k] = reach.get(k, 0) + v
             fx.reach.append(ReachDelta(post.author, values))
-        candidates: list[tuple[int, Badge]] = []
+        grants: list[tuple[int, Badge]] = []
         for metric in changed:
-            candidates += self._badges_by_metric.get(metric, ())
-        if len(candidates) > 1:
-            candidates.sort(key=_rank)
-        for _, badge in candidates:
-            if badge.id not in me.badges and me.metric(badge.metric) >= badge.threshold:
+            tiers = self._tiers.get(metric)
+            if not tiers:
+                continue
+            value = me.metric(metric)
+            for threshold, rank, badge in tiers:  # by threshold: stop at the first not reached
+                if threshold > value:
+                    break
+                if badge.id not in me.badges:
+                    grants.append((rank, badge))
+        if grants:
+            grants.sort(key=_rank)  # badges are granted in table order
+            for _, badge in grants:
                 me.badges.append(badge.id)
                 fx.badges.append(
                     BadgeGrant(post.author, badge.id, dict(badge.title), item.event_id, item.at,
                                badge.level)
                 )  # fmt: skip
+
+    def _reach_of(self, rule: str, post: PostState) -> dict[str, int] | None:
+        """Reach and EMV an item of `rule` moves (memoised; callers only read it)."""
+        if rule in ("original_post", "relay"):
+            key = ("post", post.network or "other", post.impressions)
+        elif rule in REACTIONS:
+            key = ("reactions", post.network or "other", 0)
+        elif rule == "click":
+            key = ("clicks", post.network or "other", 0)
+        else:
+            return None
+        out = self._reach_cache.get(key)
+        if out is None:
+            kind, network, impressions = key
+            out = {"posts": 1, "impressions": impressions} if kind == "post" else {kind: 1}
+            out.update(self._emv(network, out))
+            if len(self._reach_cache) > 65_536:
+                self._reach_cache.clear()
+            self._reach_cache[key] = out
+        return out
 
     def _pay_anonymously(
         self, post: PostState, item: HeldItem, day: str, world: Ambassadors, fx: Effects
