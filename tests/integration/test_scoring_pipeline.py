@@ -430,7 +430,7 @@ async def test_a_speculative_batch_on_a_refused_one_is_refused_and_recomputed(
 
         async def _read(self, *args: Any) -> Any:
             chunk = await super()._read(*args)
-            if args[2] is not None and not self.injected:  # k+1 read, k not sent yet
+            if args[1] is not None and not self.injected:  # k+1 read, k not sent yet
                 self.injected = True
                 assert [o.result for o in await other.apply([like(0)])] == [APPLIED]
             return chunk

@@ -124,6 +124,8 @@ class _Chunk:
         # State key -> (version once applied, state): for the next batch, else kept in memory.
         self.handoff: dict[str, tuple[str, Any]] = {}
         self.react_after: dict[str, str] = {}  # reaction key -> its version once applied
+        self.fetched: set[str] = set()  # state keys it read from Redis
+        self.erasing = False  # holds an erasure
 
 
 class ScoringPipeline:
@@ -288,56 +290,85 @@ class ScoringPipeline:
         return out
 
     async def _run(self, events: Sequence[Scored], read_seen: bool = True) -> list[Outcome]:
-        """Script batches, overlapped: batch k+1 is read, then batch k's script is sent, and
-        k+1 is computed while Valkey runs it — on top of k's states, before k is known to have
-        committed (speculatively). Exactly once still holds: k+1 takes the states k writes
-        with k's token as their expected version, so if k is refused (CONFLICT, DUPLICATE,
-        STALE) the script refuses every step of k+1 that used them, and they are recomputed
-        (next attempt of `apply`). k+1 is sent only once k's answer is in: scripts run in
-        order, and the versions, not the timing, decide."""
+        """Script batches, overlapped. For batch k: its states were read while batch k-1 was
+        computed; k-1's script is sent and k is computed while Valkey runs it — on top of
+        k-1's states, before k-1 is known to have committed (speculatively); then k+1's read
+        is sent (Valkey runs it after k-1's script) and k-1's answer awaited.
+
+        Exactly once still holds: k takes the states k-1 writes with k-1's token as their
+        expected version, so if k-1 is refused (CONFLICT, DUPLICATE, STALE) the script refuses
+        every step of k that used them, and they are recomputed (next attempt of `apply`).
+        k is sent only once k-1's answer is in: scripts run in order, and the versions, not
+        the timing, decide. A batch holding an erasure is read once everything before it is
+        applied (its SCAN must see their reaction markers)."""
         outcomes: list[Outcome] = [Outcome(CONFLICT)] * len(events)
-        prev: _Chunk | None = None
-        for positions in self._chunks(events):
-            chunk = await self._read([events[i] for i in positions], positions, prev, read_seen)
-            sending: asyncio.Task[tuple[int, list[int]]] | None = None
-            if prev is not None and prev.payload is not None:
-                sending = asyncio.create_task(self.store.send(prev.batch, prev.payload))
-                await asyncio.sleep(0)  # the script goes out before the CPU-bound compute
-            await self._compute(chunk)
-            if prev is not None:
-                self._finish(prev, await sending if sending is not None else (APPLIED, []))
-                for i, out in zip(prev.positions, prev.outcomes, strict=True):
-                    outcomes[i] = out
-            prev = chunk
-        if prev is not None:
-            done = await self.store.send(prev.batch, prev.payload) if prev.payload else None
-            self._finish(prev, done or (APPLIED, []))
-            for i, out in zip(prev.positions, prev.outcomes, strict=True):
+        plan = self._chunks(events)
+        prev: _Chunk | None = None  # computed, not sent yet
+        reading: asyncio.Task[_Chunk] | None = None
+        nxt: _Chunk | None = None
+
+        def done(chunk: _Chunk, result: tuple[int, list[int]], later: _Chunk | None) -> None:
+            self._finish(chunk, result, later)
+            for i, out in zip(chunk.positions, chunk.outcomes, strict=True):
                 outcomes[i] = out
+
+        async def settle(chunk: _Chunk) -> None:
+            result = await self.store.send(chunk.batch, chunk.payload) if chunk.payload else None
+            done(chunk, result or (APPLIED, []), None)
+
+        try:
+            for n, positions in enumerate(plan):
+                if reading is not None:
+                    chunk = await reading
+                else:
+                    chunk = self._new_chunk([events[i] for i in positions], positions)
+                    if prev is not None and chunk.erasing:
+                        await settle(prev)
+                        prev = None
+                    await self._read(chunk, prev, read_seen)
+                reading = None
+                sending: asyncio.Task[tuple[int, list[int]]] | None = None
+                if prev is not None and prev.payload is not None:
+                    sending = asyncio.create_task(self.store.send(prev.batch, prev.payload))
+                    await asyncio.sleep(0)  # the script goes out before the CPU-bound compute
+                await self._compute(chunk)
+                nxt = None
+                if n + 1 < len(plan):
+                    nxt = self._new_chunk([events[i] for i in plan[n + 1]], plan[n + 1])
+                    if not nxt.erasing:
+                        reading = asyncio.create_task(self._read(nxt, chunk, read_seen))
+                if prev is not None:
+                    done(prev, await sending if sending is not None else (APPLIED, []), nxt)
+                prev = chunk
+        finally:
+            if reading is not None and not reading.done():
+                reading.cancel()  # an error elsewhere: its states are dropped, nothing else
+        if prev is not None:
+            await settle(prev)
         return outcomes
 
     async def _apply_once(self, events: Sequence[Scored]) -> list[Outcome]:
         """One script batch, not overlapped (tests)."""
-        chunk = await self._read(list(events), list(range(len(events))), None)
+        chunk = self._new_chunk(list(events), list(range(len(events))))
+        await self._read(chunk, None)
         await self._compute(chunk)
         done = await self.store.send(chunk.batch, chunk.payload) if chunk.payload else None
-        self._finish(chunk, done or (APPLIED, []))
+        self._finish(chunk, done or (APPLIED, []), None)
         return chunk.outcomes
 
-    async def _read(
-        self,
-        events: list[Scored],
-        positions: list[int],
-        prev: _Chunk | None,
-        read_seen: bool = True,
-    ) -> _Chunk:
-        """The batch's states: from the batch before it (still in flight: what it will have
+    def _new_chunk(self, events: list[Scored], positions: list[int]) -> _Chunk:
+        chunk = _Chunk(events, positions, self.store.batch(publish_badges=self._pub is not None))
+        chunk.erasing = any(isinstance(e, AmbassadorErased) for e in events)
+        return chunk
+
+    async def _read(self, chunk: _Chunk, prev: _Chunk | None, read_seen: bool = True) -> _Chunk:
+        """The batch's states: from the batch before it (not applied yet: what it will have
         written, at its token), from memory (what this instance wrote last), else from Redis
-        (at most two MGETs, sent while Valkey is idle: before the previous script)."""
+        (at most two MGETs; Valkey runs them after the script in flight, if any)."""
         store = self.store
         cache = self._cache
+        events = chunk.events
         handoff = prev.handoff if prev is not None else {}
-        chunk = _Chunk(events, positions, store.batch(publish_badges=self._pub is not None))
         mem = chunk.mem
 
         def take(key: str) -> tuple[str, Any] | None:
@@ -373,6 +404,7 @@ class ScoringPipeline:
         # Events of the batch in flight are not looked up: they are its (speculatively).
         in_flight = prev.ids if prev is not None else set()
         ids = [e.event_id for e in events if read_seen and e.event_id not in in_flight]
+        chunk.fetched.update(keys)
         states, chunk.seen = await store.load(keys, ids)
         chunk.seen |= {e.event_id for e in events if e.event_id in in_flight}
         for pk in post_keys:
@@ -392,6 +424,7 @@ class ScoringPipeline:
             else:
                 mem.ambassadors[aid] = _Ambassador(hit[0], cast(AmbassadorState, hit[1]))
         if more_keys:
+            chunk.fetched.update(more_keys)
             extra, _ = await store.load(more_keys, ())
             states.update(extra)
         for aid in wanted | more:
@@ -457,13 +490,15 @@ class ScoringPipeline:
             chunk.react_after[rk] = react_versions[r]
         chunk.payload = batch.payload(token)
 
-    def _finish(self, chunk: _Chunk, result: tuple[int, list[int]]) -> None:
-        """Outcomes of the batch; if applied, what it wrote (and the next batch did not take)
-        is kept in memory, at the version Redis now holds."""
+    def _finish(self, chunk: _Chunk, result: tuple[int, list[int]], later: _Chunk | None) -> None:
+        """Outcomes of the batch; if applied, what it wrote (and the next batches did not take
+        or read themselves: `later`) is kept in memory, at the version Redis now holds."""
         status, where = result
         if status == APPLIED:
+            fetched = later.fetched if later is not None else set()
             for key, (version, state) in chunk.handoff.items():
-                self._cache.keep(key, version, state)
+                if key not in fetched:  # else a later batch holds its own copy
+                    self._cache.keep(key, version, state)
             for idx, fx in chunk.staged:
                 chunk.outcomes[idx] = Outcome(APPLIED, fx)
         elif status == DUPLICATE:
