@@ -4,8 +4,9 @@ embedded nats-server (JetStream, file storage) and an embedded Valkey.
 Measured paths (same event mix, fresh servers each):
 - `pipeline_handle_events_per_s`: `IngestPipeline.handle` on pre-decoded batches of 500 (Redis
   round trips + async batched publishes with PubAcks; no consumer);
-- `raw_pull_events_per_s`: the full consumer path in this process: the worker's pull client
-  (`PullBatches`, fetch 500) → `BatchProcessor` (decode, acks, dead letters) → `IngestPipeline`;
+- `raw_pull_events_per_s`: the full consumer path in this process: the worker's pull loop and
+  client (`pull_loop`, `PullBatches`: batches of 500 growing to 1,000 while backlogged, as in
+  the service) → `BatchProcessor` (decode, acks, dead letters) → `IngestPipeline`;
   `raw_pull_cpu_us_per_event` is its CPU time per event;
 - `service_process_events_per_s`: the real service (`python -m portevoix_ingest`: BusWorker and
   its pull loop, which replaced FastStream's batch subscriber) draining a pre-filled stream;
@@ -30,6 +31,7 @@ import asyncio
 import cProfile
 import io
 import json
+import logging
 import os
 import pstats
 import subprocess
@@ -44,14 +46,13 @@ from typing import Any
 import httpx
 import nats
 import orjson
-from nats.errors import TimeoutError as NatsTimeout
 
-from portevoix.runtime.delivery import BatchProcessor, Delivery
+from portevoix.runtime.delivery import BatchProcessor, Delivery, Ticket
 from portevoix.runtime.embedded import EmbeddedNats, EmbeddedValkey, free_port
 from portevoix.runtime.publisher import EventPublisher, Outgoing
 from portevoix.runtime.redis import connect_redis
 from portevoix.runtime.streams import EVENTS, RAW, RAW_SUBJECT, durable_consumer, ensure_streams
-from portevoix.runtime.worker import PullBatches, ensure_consumer
+from portevoix.runtime.worker import PullBatches, ensure_consumer, pull_loop
 from portevoix_ingest.bulk_import import run_import
 from portevoix_ingest.directory import AmbassadorDirectory
 from portevoix_ingest.domain.normalise import detect_language
@@ -214,16 +215,21 @@ async def bench_raw_pull(root: Path) -> float:
         pulls = PullBatches(nc, RAW.name, "ingest")
         await pulls.start()
         detect_language("Warm the language model up before the clock starts.")
-        done = 0
+        settled = 0
+        finish = proc.finish
+
+        async def counted(ticket: Ticket) -> None:
+            nonlocal settled
+            await finish(ticket)
+            settled += len(ticket.deliveries)
+
+        proc.finish = counted  # type: ignore[method-assign]
         cpu = time.process_time()
         started = time.perf_counter()
-        while done < len(events):
-            try:
-                msgs = await pulls.fetch(BATCH, 1)
-            except (NatsTimeout, TimeoutError):
-                continue
-            await proc(msgs)
-            done += len(msgs)
+        # The service's loop (adaptive batches, PubAcks of batch k awaited while k+1 is handled).
+        await pull_loop(pulls, proc, batch_size=BATCH, backlog_batch_size=2 * BATCH,
+                        idle_wait_s=1.0, stopping=lambda: settled >= len(events),
+                        log=logging.getLogger("bench"), consumer="ingest")  # fmt: skip
         took = time.perf_counter() - started
         CPU["raw_pull_cpu_us_per_event"] = (time.process_time() - cpu) / len(events) * 1e6
         await nc.flush()

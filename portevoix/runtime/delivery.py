@@ -5,7 +5,8 @@ A service handler receives the decoded deliveries of one pull and may mark any o
   dead-letter now, with the reason and the original payload, then ack;
 - `retry(reason)`: transient (a dependency is down) → `nak(delay)` with exponential backoff; once
   `max_deliver` is reached the message is dead-lettered instead of looping forever.
-Unmarked deliveries are acked. If the handler raises, every unmarked delivery is retried.
+Unmarked deliveries are acked. If the handler raises, every unmarked delivery is retried; the
+same if a handler's `publish_later` batch is refused (its PubAcks are awaited before any ack).
 Acks happen only after the handler's effects (Redis writes, publishes) are durable; handlers are
 idempotent, so a crash between the two yields a harmless redelivery, never a loss.
 """
@@ -26,6 +27,8 @@ from nats.aio.msg import Msg
 from portevoix.contracts.deadletter import DeadLetter
 from portevoix.runtime.metrics import BUS_BATCH_SECONDS, BUS_BATCH_SIZE, BUS_MESSAGES, DEAD_LETTERS
 from portevoix.runtime.publisher import (
+    PUBLISHED_LATER,
+    Confirmation,
     EventPublisher,
     Outgoing,
     can_write_directly,
@@ -64,6 +67,22 @@ class Delivery:
 
 
 Handler = Callable[[Sequence[Delivery]], Awaitable[None]]
+
+
+@dataclass
+class Ticket:
+    """A batch between `BatchProcessor.begin` and `finish`."""
+
+    deliveries: list[Delivery]
+    started: float
+    todo: list[Delivery] = field(default_factory=list)
+    later: list[Confirmation] = field(default_factory=list)
+    failed: bool = False
+
+    @property
+    def unconfirmed(self) -> bool:
+        """PubAcks of its `publish_later` batches not yet awaited."""
+        return bool(self.later) and not self.failed
 
 
 def _ack_fields(raw: Msg) -> tuple[int, int, float]:
@@ -143,39 +162,74 @@ class BatchProcessor:
         self._base = retry_base_delay_s
         self._max = retry_max_delay_s
 
-    async def _run(self, todo: list[Delivery]) -> bool:
+    def _failed(self, todo: list[Delivery], exc: BaseException) -> None:
+        log.warning(
+            "handler failed, will retry",
+            extra={"pv": {"consumer": self.consumer, "size": len(todo), "error": repr(exc)[:300]}},
+        )
+        for d in todo:
+            if d.outcome == "ok":
+                d.retry(f"{type(exc).__name__}: {exc}")
+
+    async def _run(self, todo: list[Delivery], later: list[Confirmation]) -> bool:
+        token = PUBLISHED_LATER.set(later)
         try:
             await self._handler(todo)
             return True
         except Exception as exc:
-            log.warning(
-                "handler failed, will retry",
-                extra={
-                    "pv": {"consumer": self.consumer, "size": len(todo), "error": repr(exc)[:300]}
-                },
-            )
-            for d in todo:
-                if d.outcome == "ok":
-                    d.retry(f"{type(exc).__name__}: {exc}")
+            for c in later:
+                c.forget()
+            later.clear()
+            self._failed(todo, exc)
             return False
+        finally:
+            PUBLISHED_LATER.reset(token)
+
+    async def _confirm(self, todo: list[Delivery], later: list[Confirmation]) -> bool:
+        """The handler's `publish_later` PubAcks: a refusal fails the batch like an exception."""
+        try:
+            for c in later:
+                await c.result()
+            return True
+        except Exception as exc:
+            for c in later:
+                c.forget()
+            self._failed(todo, exc)
+            return False
+        finally:
+            later.clear()
 
     def retry_delay(self, attempt: int) -> float:
         return float(min(self._max, self._base * (2 ** max(0, attempt - 1))))
 
     async def __call__(self, raws: Sequence[Msg]) -> None:
-        started = time.perf_counter()
-        deliveries = [_decode(r) for r in raws]
-        todo = [d for d in deliveries if d.outcome == "ok"]
-        if todo and not await self._run(todo) and len(todo) > 1:
+        await self.finish(await self.begin(raws))
+
+    async def begin(self, raws: Sequence[Msg]) -> Ticket:
+        """Decode and handle a batch; `finish` confirms and settles it. Between the two the
+        batch's `publish_later` PubAcks may still be on their way (`Ticket.unconfirmed`)."""
+        ticket = Ticket([_decode(r) for r in raws], time.perf_counter())
+        ticket.todo = [d for d in ticket.deliveries if d.outcome == "ok"]
+        if ticket.todo:
+            ticket.failed = not await self._run(ticket.todo, ticket.later)
+        return ticket
+
+    async def finish(self, ticket: Ticket) -> None:
+        todo = ticket.todo
+        if todo and not ticket.failed and ticket.later:
+            ticket.failed = not await self._confirm(todo, ticket.later)
+        if ticket.failed and len(todo) > 1:
             # One bad message must not hold back its batch: isolate it by handling one by one
             # (handlers are idempotent, so whatever the failed batch half-did is harmless).
             for d in todo:
                 d.outcome, d.reason = "ok", ""
-                await self._run([d])
-        await self._settle(deliveries)
+                later: list[Confirmation] = []
+                if await self._run([d], later):
+                    await self._confirm([d], later)
+        await self._settle(ticket.deliveries)
         labels = (self.service, self.consumer)
-        BUS_BATCH_SECONDS.labels(*labels).observe(time.perf_counter() - started)
-        BUS_BATCH_SIZE.labels(*labels).observe(len(deliveries))
+        BUS_BATCH_SECONDS.labels(*labels).observe(time.perf_counter() - ticket.started)
+        BUS_BATCH_SIZE.labels(*labels).observe(len(ticket.deliveries))
 
     async def _settle(self, deliveries: list[Delivery]) -> None:
         dead = [

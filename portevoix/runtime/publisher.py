@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import re
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,6 +131,55 @@ class _PendingBatch:
         self.done = done
 
 
+class Confirmation:
+    """The PubAcks of one written batch: `result()` counts them, or raises PublishError (a
+    refusal, or silence past the publisher's timeout counted from the write)."""
+
+    def __init__(
+        self,
+        pub: EventPublisher,
+        batch_id: str,
+        pending: _PendingBatch,
+        deadline: float,
+        messages: Sequence[Outgoing],
+    ) -> None:
+        self._pub, self._id, self._pending = pub, batch_id, pending
+        self._deadline, self._messages = deadline, messages
+
+    async def flags(self) -> list[bool]:
+        """Per message, in order: was it a duplicate?"""
+        pending = self._pending
+        try:
+            left = self._deadline - asyncio.get_running_loop().time()
+            try:
+                await asyncio.wait_for(asyncio.shield(pending.done), timeout=max(left, 0.0))
+            except TimeoutError as exc:
+                raise PublishError(f"no PubAck within {self._pub._timeout}s for a batch") from exc
+        finally:
+            self.forget()
+        if pending.errors:
+            raise PublishError(
+                f"{len(pending.errors)} of {len(self._messages)} publishes failed: "
+                f"{pending.errors[0]!r}"
+            )
+        return [bool(d) for d in pending.duplicate]
+
+    async def result(self) -> PublishResult:
+        return self._pub._count(self._messages, await self.flags())
+
+    def forget(self) -> None:
+        """Stop tracking its PubAcks (its batch is retried anyway)."""
+        self._pub._batches.pop(self._id, None)
+
+
+# Set by BatchProcessor while a handler runs: `publish_later` leaves its confirmations here, for
+# the processor to await before it acks the batch (in the worker's loop, while the next batch is
+# being handled: the PubAck round trip no longer stalls the process).
+PUBLISHED_LATER: ContextVar[list[Confirmation] | None] = ContextVar(
+    "pv_published_later", default=None
+)
+
+
 class EventPublisher:
     def __init__(self, js: JetStreamContext, timeout_s: float = 5.0, service: str = "") -> None:
         self._js = js
@@ -156,6 +206,19 @@ class EventPublisher:
     async def publish(self, message: Outgoing) -> PublishResult:
         return await self.publish_many([message])
 
+    async def publish_later(self, messages: Sequence[Outgoing]) -> None:
+        """Publish all. Inside a BatchProcessor handler the PubAcks are awaited by the processor
+        before it acks the batch, instead of here: the input is still never acked before they
+        arrive, and a refusal retries the batch like a handler error. Elsewhere, the same as
+        publish_many. For handlers with nothing left to do after their publish."""
+        later = PUBLISHED_LATER.get()
+        if not messages:
+            return
+        if later is None or not can_write_directly(self._nc):
+            await self.publish_many(messages)
+            return
+        later.append(await self._send(messages))
+
     # -- fast path: HPUB commands written as one buffer, PubAcks on our wildcard inbox ---------
     async def _ensure_inbox(self) -> str:
         if self._inbox:
@@ -179,6 +242,10 @@ class EventPublisher:
         return tail
 
     async def _publish_direct(self, messages: Sequence[Outgoing]) -> list[bool]:
+        return await (await self._send(messages)).flags()
+
+    async def _send(self, messages: Sequence[Outgoing]) -> Confirmation:
+        """Write the batch; the returned Confirmation waits for (and reads) its PubAcks."""
         nc = self._nc
         inbox = await self._ensure_inbox()
         max_payload = nc.max_payload
@@ -208,25 +275,14 @@ class EventPublisher:
                 )
             )
             size += len(payload)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        pending = _PendingBatch(len(messages), done)
+        loop = asyncio.get_running_loop()
+        pending = _PendingBatch(len(messages), loop.create_future())
         self._batches[batch_id] = pending
-        try:
-            write_commands(nc, commands)
-            nc.stats["out_msgs"] += len(messages)
-            nc.stats["out_bytes"] += size
-            await flush_soon(nc)
-            try:
-                await asyncio.wait_for(done, timeout=self._timeout)
-            except TimeoutError as exc:
-                raise PublishError(f"no PubAck within {self._timeout}s for a batch") from exc
-        finally:
-            self._batches.pop(batch_id, None)
-        if pending.errors:
-            raise PublishError(
-                f"{len(pending.errors)} of {len(messages)} publishes failed: {pending.errors[0]!r}"
-            )
-        return [bool(d) for d in pending.duplicate]
+        write_commands(nc, commands)
+        nc.stats["out_msgs"] += len(messages)
+        nc.stats["out_bytes"] += size
+        await flush_soon(nc)
+        return Confirmation(self, batch_id, pending, loop.time() + self._timeout, messages)
 
     async def _on_pub_ack(self, msg: Msg) -> None:
         batch_id, _, index = msg.subject[len(self._inbox) + 1 :].partition(".")

@@ -41,7 +41,7 @@ from redis.asyncio import Redis
 
 from portevoix import __version__
 from portevoix.runtime.compat import patch_faststream_pull_timeout
-from portevoix.runtime.delivery import BatchProcessor, Handler
+from portevoix.runtime.delivery import BatchProcessor, Handler, Ticket
 from portevoix.runtime.logs import configure_logging
 from portevoix.runtime.metrics import (
     CONSUMER_ACK_PENDING,
@@ -158,6 +158,12 @@ class PullBatches:
             refused, self._refused = self._refused, None
             raise PullError(f"pull refused: {refused}")
 
+    async def ready(self) -> bool:
+        """Is a batch waiting (once a prefetch in flight has landed)?"""
+        if self._open is not None and self._open_no_wait:
+            await self._wait(self.SETTLE_S, until_settled=True)
+        return bool(self._buffer)
+
     def _take(self, size: int) -> list[Msg]:
         out, self._buffer = self._buffer[:size], self._buffer[size:]
         return out
@@ -196,6 +202,62 @@ async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerCon
         await js.add_consumer(stream, config=config)
 
 
+async def pull_loop(
+    pulls: PullBatches,
+    processor: BatchProcessor,
+    *,
+    batch_size: int,
+    backlog_batch_size: int,
+    idle_wait_s: float,
+    stopping: Callable[[], bool],
+    log: logging.Logger,
+    consumer: str,
+) -> None:
+    """Fetch → process → settle, until `stopping()`; a batch in hand is always settled.
+
+    Each full batch doubles the next pull up to `backlog_batch_size`; a partial one brings it
+    back to `batch_size`. While the stream is backlogged, a batch whose handler published with
+    `publish_later` is settled after the next batch was handled: its PubAcks arrive meanwhile
+    instead of stalling the loop. Its input is still acked only once they are in, and before
+    waiting for new messages the loop settles what it holds.
+    """
+    most = max(batch_size, backlog_batch_size)
+    size = batch_size
+    held: Ticket | None = None
+    while not stopping():
+        try:
+            if held is not None and not await pulls.ready():
+                settling, held = held, None
+                await processor.finish(settling)
+            msgs = await pulls.fetch(size, idle_wait_s)
+            size = min(most, size * 2) if len(msgs) >= size else batch_size
+        except TimeoutError:
+            continue  # idle: nothing arrived during the long poll
+        except Exception as exc:
+            log.warning(
+                "pull failed", extra={"pv": {"consumer": consumer, "error": repr(exc)[:200]}}
+            )
+            await asyncio.sleep(0.5)
+            continue
+        try:
+            ticket = await processor.begin(msgs)
+            if held is not None:
+                settling, held = held, None
+                await processor.finish(settling)
+            if ticket.unconfirmed and await pulls.ready():
+                held = ticket
+            else:
+                await processor.finish(ticket)
+        except Exception as exc:
+            log.error(
+                "batch not settled", extra={"pv": {"consumer": consumer, "error": repr(exc)[:300]}}
+            )
+            await asyncio.sleep(0.5)
+    if held is not None:
+        with contextlib.suppress(Exception):
+            await processor.finish(held)
+
+
 @dataclass(frozen=True)
 class Consumer:
     stream: StreamSpec
@@ -203,6 +265,7 @@ class Consumer:
     subjects: list[str]
     config: ConsumerConfig
     handler: Handler
+    backlog_batch_size: int = 0  # 0: always `batch_size`
 
 
 class BusWorker:
@@ -250,8 +313,14 @@ class BusWorker:
         subjects: list[str],
         handler: Handler,
         description: str,
+        backlog_batch_size: int = 0,
     ) -> None:
-        """A durable pull consumer, batch-fetching, explicit ack, bounded redelivery."""
+        """A durable pull consumer, batch-fetching, explicit ack, bounded redelivery.
+
+        `backlog_batch_size` (> batch_size) lets a handler whose cost is mostly per batch take
+        bigger batches while the stream is backlogged: each full batch doubles the next pull up
+        to that size; a partial one brings it back to `batch_size`.
+        """
         s = self.settings
         config = ConsumerConfig(
             durable_name=durable,
@@ -262,7 +331,9 @@ class BusWorker:
             filter_subject=subjects[0] if len(subjects) == 1 else None,
             filter_subjects=subjects if len(subjects) > 1 else None,
         )
-        self._consumers.append(Consumer(stream, durable, subjects, config, handler))
+        self._consumers.append(
+            Consumer(stream, durable, subjects, config, handler, backlog_batch_size)
+        )
 
         async def documented(msg: BatchMessage) -> None:  # pragma: no cover - never started
             raise RuntimeError("documentation broker")
@@ -349,27 +420,16 @@ class BusWorker:
         self.log.info("service ready", extra={"pv": {"metrics_port": self.metrics_port}})
 
     async def _pull_loop(self, c: Consumer, pulls: PullBatches, processor: BatchProcessor) -> None:
-        """Fetch → process → settle, until asked to stop; a batch in hand is always settled."""
-        size, idle_wait = self.settings.batch_size, self.settings.idle_poll_s
-        while not self._stopping.is_set():
-            try:
-                msgs = await pulls.fetch(size, idle_wait)
-            except TimeoutError:
-                continue  # idle: nothing arrived during the long poll
-            except Exception as exc:
-                self.log.warning(
-                    "pull failed", extra={"pv": {"consumer": c.durable, "error": repr(exc)[:200]}}
-                )
-                await asyncio.sleep(0.5)
-                continue
-            try:
-                await processor(msgs)
-            except Exception as exc:
-                self.log.error(
-                    "batch not settled",
-                    extra={"pv": {"consumer": c.durable, "error": repr(exc)[:300]}},
-                )
-                await asyncio.sleep(0.5)
+        await pull_loop(
+            pulls,
+            processor,
+            batch_size=self.settings.batch_size,
+            backlog_batch_size=c.backlog_batch_size,
+            idle_wait_s=self.settings.idle_poll_s,
+            stopping=self._stopping.is_set,
+            log=self.log,
+            consumer=c.durable,
+        )
         await pulls.stop()
 
     async def _shutdown(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 
@@ -13,10 +14,10 @@ from nats.aio.msg import Msg
 from nats.errors import BadSubjectError
 from nats.js.api import StorageType
 
-from portevoix.runtime.delivery import BatchProcessor, Delivery, _ack_fields, ack_all
+from portevoix.runtime.delivery import BatchProcessor, Delivery, Ticket, _ack_fields, ack_all
 from portevoix.runtime.publisher import EventPublisher, Outgoing, PublishError
 from portevoix.runtime.streams import DLQ, RAW, STREAMS, durable_consumer, ensure_streams
-from portevoix.runtime.worker import PullBatches, PullError, ensure_consumer
+from portevoix.runtime.worker import PullBatches, PullError, ensure_consumer, pull_loop
 
 pytestmark = pytest.mark.integration
 
@@ -264,3 +265,79 @@ async def test_pull_batches_report_a_missing_consumer(nc: NatsClient) -> None:
     with pytest.raises((PullError, TimeoutError)):
         await pulls.fetch(10, 0.5)
     await pulls.stop()
+
+
+async def test_publish_later_is_confirmed_before_the_ack_and_a_refusal_retries(
+    nc: NatsClient,
+) -> None:
+    js = nc.jetstream()
+    await ensure_streams(js)
+    pub = EventPublisher(js, timeout_s=2)
+    await pub.publish_many([Outgoing("pv.raw.v1", f"l{i}", b'{"i":%d}' % i) for i in range(4)])
+
+    async def handler(batch: Sequence[Delivery]) -> None:
+        out = [Outgoing("pv.evt.engagement.received", f"out-{d.msg_id}", d.data) for d in batch]
+        # l3's output goes where no stream listens: refused, so l3 must not be acked.
+        out += [Outgoing("nowhere.at.all", "lost", b"{}") for d in batch if d.msg_id == "l3"]
+        await pub.publish_later(out)
+
+    proc = BatchProcessor(service="t", consumer="t3", handler=handler, publisher=pub, max_deliver=2,
+                          retry_base_delay_s=0.1)  # fmt: skip
+    await _consume(nc, proc, "t3", 2.0, 2)
+    events = (await js.stream_info("PV_EVENTS")).state.messages
+    assert events == 4  # every output once, though the batch was re-run one by one
+    letters = await _dead_letters(nc)
+    assert [(x["original_msg_id"], x["reason_code"]) for x in letters] == [
+        ("l3", "max_deliver_exceeded")
+    ]
+    assert "publishes failed" in str(letters[0]["reason"])
+    info = await js.consumer_info(RAW.name, "t3")
+    assert info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_pull_loop_settles_a_batch_after_the_next_one_was_handled(nc: NatsClient) -> None:
+    js = nc.jetstream()
+    await ensure_streams(js)
+    pub = EventPublisher(js)
+    await pub.publish_many([Outgoing("pv.raw.v1", f"p{i}", b"{}") for i in range(40)])
+    calls: list[tuple[str, int]] = []
+
+    async def handler(batch: Sequence[Delivery]) -> None:
+        await pub.publish_later(
+            [Outgoing("pv.evt.engagement.received", f"o-{d.msg_id}", b"{}") for d in batch]
+        )
+
+    proc = BatchProcessor(service="t", consumer="pl", handler=handler, publisher=pub, max_deliver=3)
+    begin, finish = proc.begin, proc.finish
+    settled = 0
+
+    async def begin_logged(raws: Sequence[Msg]) -> Ticket:
+        ticket = await begin(raws)
+        calls.append(("begin", ticket.deliveries[0].stream_seq))
+        return ticket
+
+    async def finish_logged(ticket: Ticket) -> None:
+        nonlocal settled
+        assert not [d for d in ticket.deliveries if d.outcome != "ok"]
+        await finish(ticket)
+        calls.append(("finish", ticket.deliveries[0].stream_seq))
+        settled += len(ticket.deliveries)
+
+    proc.begin, proc.finish = begin_logged, finish_logged  # type: ignore[method-assign]
+    pulls = await _pulls(nc, "pl")
+    await asyncio.wait_for(
+        pull_loop(pulls, proc, batch_size=5, backlog_batch_size=10, idle_wait_s=0.5,
+                  stopping=lambda: settled >= 40, log=logging.getLogger("t"), consumer="pl"),
+        timeout=20,
+    )  # fmt: skip
+    await pulls.stop()
+    assert settled == 40
+    assert (await js.stream_info("PV_EVENTS")).state.messages == 40
+    # Backlogged: batch k is settled only after batch k+1 was handled...
+    assert calls[:3] == [("begin", 1), ("begin", 6), ("finish", 1)]
+    # ...and batches grow while the backlog lasts (5, 10, 10, 10, then the last 5).
+    assert [seq for what, seq in calls if what == "begin"] == [1, 6, 16, 26, 36]
+    assert calls[-1] == ("finish", 36)  # the last one is settled before waiting for more
+    await asyncio.sleep(0.2)
+    info = await js.consumer_info(RAW.name, "pl")
+    assert info.num_ack_pending == 0 and info.num_pending == 0

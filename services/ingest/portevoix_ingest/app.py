@@ -69,6 +69,9 @@ worker.consume(
     handler=handle_raw,
     description="Raw events (ingest contract v1), one JSON object per message; GDPR erasure "
     "requests on pv.raw.erasure.v1.",
+    # Ingest's Redis and PubAck round trips are per batch: a backlog drains in bigger ones
+    # (2,000 saves a little more CPU but holds ~13 MB more, past the 150 MB RSS budget).
+    backlog_batch_size=2 * settings.batch_size,
 )
 worker.document_publisher(
     EVENT_SUBJECTS["ambassador.registered"], AmbassadorRegistered, "An ambassador registered."

@@ -154,10 +154,16 @@ class IngestPipeline:
         # Parks before publishing: if the publish fails the batch is retried and parks again
         # (same field), so nothing is lost and nothing doubles.
         out.extend(await self._resolve(activity))
+        if not replayed:
+            # Nothing left to do after it: the consumer awaits the PubAcks before acking the
+            # input, and meanwhile handles the next batch.
+            await self._pub.publish_later(out)
+            return
         await self._pub.publish_many(out)
-        if replayed:
-            await self._dir.unpark(replayed)
-            EVENTS_REPLAYED.inc(len(replayed))
+        # Unparked only once republished: a failed publish retries the registration, which
+        # finds them still parked.
+        await self._dir.unpark(replayed)
+        EVENTS_REPLAYED.inc(len(replayed))
 
     async def _first_reports(
         self, activity: list[tuple[Delivery | None, Activity, bytes]]
