@@ -325,3 +325,21 @@ def test_classify_time() -> None:
     assert classify_time(NOW - timedelta(days=2), NOW, max_age=timedelta(days=1)) is not None
     with pytest.raises(ValueError):
         classify_time(datetime(2026, 1, 1), NOW)
+
+
+def test_restricted_language_model_is_the_library_model_restricted() -> None:
+    import numpy as np
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from portevoix_ingest.domain import normalise
+
+    ours = normalise._load_restricted(("en", "fr"))
+    ref = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ref.set_languages(["en", "fr"])
+    assert ours.nb_classes == ref.nb_classes == ["en", "fr"]
+    assert np.array_equal(ours.nb_ptc, ref.nb_ptc) and np.array_equal(ours.nb_pc, ref.nb_pc)
+    assert ours.tk_nextmove == ref.tk_nextmove and ours.tk_output == ref.tk_output
+    for text in ("Bonjour à tous, ravie de vous voir", "Proud of our team today", "Guten Tag"):
+        assert ours.classify(text) == ref.classify(text)
+    with pytest.raises(ValueError, match="Unknown language"):
+        normalise._load_restricted(("en", "xx"))
