@@ -50,7 +50,7 @@ from portevoix.runtime.metrics import (
     SERVICE_UP,
     start_metrics_server,
 )
-from portevoix.runtime.publisher import EventPublisher
+from portevoix.runtime.publisher import EventPublisher, read_headers, route_fast, unroute_fast
 from portevoix.runtime.redis import connect_redis
 from portevoix.runtime.settings import CommonSettings
 from portevoix.runtime.streams import StreamSpec, ensure_streams
@@ -97,6 +97,7 @@ class PullBatches:
     async def start(self) -> None:
         self._inbox = self._nc.new_inbox()
         self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_msg)
+        route_fast(self._nc, self._sub._id, self._on_msg_fast)
 
     async def stop(self) -> None:
         """Unsubscribe; buffered messages are nak'ed so another instance gets them now rather
@@ -105,6 +106,7 @@ class PullBatches:
             with contextlib.suppress(PullError):  # let a prefetch land, to nak it below
                 await self._wait(1.0, until_settled=True)
         if self._sub is not None:
+            unroute_fast(self._nc, self._sub._id)
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
             self._sub = None
@@ -115,15 +117,38 @@ class PullBatches:
 
     async def _on_msg(self, msg: Msg) -> None:
         if msg.reply:  # a delivery ($JS.ACK... reply); statuses have none
-            self._buffer.append(msg)
-            self._owed -= 1
-            if self._owed <= 0:
-                self._open = None
-            self._wake.set()
-            return
-        headers = msg.headers or {}
+            self._delivered(msg)
+        else:
+            self._status(msg.subject, msg.headers)
+
+    async def _on_msg_fast(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, raw_headers: bytes | None
+    ) -> None:
+        headers = await read_headers(self._nc, raw_headers)
+        if reply:
+            msg = self._nc.msg_class(
+                subject=subject.decode(),
+                reply=reply.decode(),
+                data=data,
+                headers=headers,
+                _client=self._nc,
+                _sid=sid,
+            )
+            self._delivered(msg)
+        else:
+            self._status(subject.decode(), headers)
+
+    def _delivered(self, msg: Msg) -> None:
+        self._buffer.append(msg)
+        self._owed -= 1
+        if self._owed <= 0:
+            self._open = None
+        self._wake.set()
+
+    def _status(self, subject: str, headers: dict[str, str] | None) -> None:
+        headers = headers or {}
         status = headers.get("Status", "")
-        if status == "100" or msg.subject != self._open:
+        if status == "100" or subject != self._open:
             return  # a heartbeat, or the end of a request we gave up on
         if status not in ("404", "408"):
             self._refused = f"{status} {headers.get('Description', '')}".strip()

@@ -15,7 +15,7 @@ from nats.errors import BadSubjectError
 from nats.js.api import StorageType
 
 from portevoix.runtime.delivery import BatchProcessor, Delivery, Ticket, _ack_fields, ack_all
-from portevoix.runtime.publisher import EventPublisher, Outgoing, PublishError
+from portevoix.runtime.publisher import EventPublisher, Outgoing, PublishError, read_headers
 from portevoix.runtime.streams import DLQ, RAW, STREAMS, durable_consumer, ensure_streams
 from portevoix.runtime.worker import PullBatches, PullError, ensure_consumer, pull_loop
 
@@ -341,3 +341,17 @@ async def test_pull_loop_settles_a_batch_after_the_next_one_was_handled(nc: Nats
     await asyncio.sleep(0.2)
     info = await js.consumer_info(RAW.name, "pl")
     assert info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_fast_header_reader_agrees_with_nats_py(nc: NatsClient) -> None:
+    blocks = [
+        b"NATS/1.0\r\nNats-Msg-Id: e1\r\ncontent-type: application/json\r\n\r\n",
+        b"NATS/1.0\r\nPv-Reason:  spaced value \r\nX-Name: caf\xc3\xa9\r\n\r\n",
+        b"NATS/1.0 404 No Messages\r\n\r\n",
+        b"NATS/1.0 408 Request Timeout\r\nNats-Pending-Messages: 3\r\n\r\n",
+        b"NATS/1.0\r\nbad key: dropped\r\nok: kept\r\n\r\n",
+        b"NATS/1.0\r\nno-colon-line\r\nok: kept\r\n\r\n",
+    ]
+    for raw in blocks:
+        assert await read_headers(nc, raw) == await nc._process_headers(raw), raw
+    assert await read_headers(nc, None) is None
