@@ -160,23 +160,43 @@ def unroute_fast(nc: Any, sid: int) -> None:
         routes.pop(sid, None)
 
 
+_ID_LINE = b"NATS/1.0\r\nNats-Msg-Id: "
+_TAILS_READ: dict[bytes, dict[str, str]] = {}
+
+
+def _plain_headers(block: bytes) -> dict[str, str] | None:
+    """`Key: Value` lines as nats-py reads them; None if anything is unusual."""
+    out: dict[str, str] = {}
+    for line in block.split(b"\r\n"):
+        if not line:
+            continue
+        key, sep, value = line.partition(b":")
+        key = key.strip()
+        if not sep or not key.isascii() or b" " in key or b"\t" in key:
+            return None
+        out[key.decode()] = value.strip().decode("utf-8", "replace")
+    return out
+
+
 async def read_headers(nc: NatsClient, raw: bytes | None) -> dict[str, str] | None:
-    """A header block as nats-py reads it, quicker for the plain `Key: Value` lines we write;
-    anything else (status lines, odd keys, non-ASCII names) goes to nats-py's own reader."""
+    """A header block as nats-py reads it, quicker for the plain `Key: Value` lines we write
+    (what follows `Nats-Msg-Id` repeats from message to message: it is read once); anything else
+    (status lines, odd keys, non-ASCII names) goes to nats-py's own reader."""
     if not raw:
         return None
-    if raw.startswith(b"NATS/1.0\r\n"):
-        out: dict[str, str] = {}
-        for line in raw[10:].split(b"\r\n"):
-            if not line:
-                continue
-            key, sep, value = line.partition(b":")
-            key = key.strip()
-            if not sep or not key.isascii() or b" " in key or b"\t" in key:
-                break
-            out[key.decode()] = value.strip().decode("utf-8", "replace")
-        else:
-            return out or None
+    end = raw.find(b"\r\n", len(_ID_LINE)) if raw.startswith(_ID_LINE) else -1
+    if end > 0:
+        msg_id = raw[len(_ID_LINE) : end].strip()
+        tail = raw[end:]
+        rest = _TAILS_READ.get(tail)
+        if rest is None and (rest := _plain_headers(tail)) is not None and len(_TAILS_READ) < 256:
+            _TAILS_READ[tail] = rest
+        if rest is not None and msg_id.isascii() and "Nats-Msg-Id" not in rest:
+            return {"Nats-Msg-Id": msg_id.decode(), **rest}
+    elif raw.startswith(b"NATS/1.0\r\n"):
+        plain = _plain_headers(raw[10:])
+        if plain is not None:
+            return plain or None
     return await nc._process_headers(raw)
 
 

@@ -351,6 +351,10 @@ async def test_fast_header_reader_agrees_with_nats_py(nc: NatsClient) -> None:
         b"NATS/1.0 408 Request Timeout\r\nNats-Pending-Messages: 3\r\n\r\n",
         b"NATS/1.0\r\nbad key: dropped\r\nok: kept\r\n\r\n",
         b"NATS/1.0\r\nno-colon-line\r\nok: kept\r\n\r\n",
+        b"NATS/1.0\r\nNats-Msg-Id:  x y \r\ncontent-type: application/json\r\n\r\n",
+        b"NATS/1.0\r\nNats-Msg-Id: a\r\nNats-Msg-Id: b\r\n\r\n",
+        b"NATS/1.0\r\nNats-Msg-Id: caf\xc3\xa9\r\nk: v\r\n\r\n",
+        b"NATS/1.0\r\nNats-Msg-Id: \r\n\r\n",
     ]
     for raw in blocks:
         assert await read_headers(nc, raw) == await nc._process_headers(raw), raw
