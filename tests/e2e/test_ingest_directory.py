@@ -3,14 +3,20 @@ process, parked-activity gauge, and GDPR erasure down to the leaderboard's displ
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import nats
+import nats.js.errors
 import orjson
 import pytest
+from redis.asyncio import Redis
 
+from portevoix.contracts.readmodels import VAULT_KEY
 from portevoix.runtime.platform import Platform
 from portevoix_ingest.domain.webhooks import sign
 from tests.e2e.helpers import act, eventually, post
@@ -30,7 +36,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         admin_token="test-admin-token",
         extra_env={"PORTEVOIX_ACK_WAIT_S": "2", "PORTEVOIX_LOG_LEVEL": "WARNING",
                    "PORTEVOIX_WEBHOOK_SECRETS": orjson.dumps(SECRETS).decode(),
-                   "PORTEVOIX_WEBHOOK_SECRET_X": "e2e-x", "PORTEVOIX_PARKED_POLL_S": "0.5"},
+                   "PORTEVOIX_WEBHOOK_SECRET_X": "e2e-x", "PORTEVOIX_PARKED_POLL_S": "0.5",
+                   # Readers forget a shredded data key within a second (default 60 s).
+                   "PORTEVOIX_VAULT_CACHE_S": "1"},
     )  # fmt: skip
     with running_platform(p, nats, redis):
         yield p
@@ -91,12 +99,54 @@ def test_register_via_api_ingest_via_webhook_then_erase(
 
     assert eventually(parked_gauge) == 1.0
 
+    # Personal data travels and rests sealed: no name, handle or text in the domain event log;
+    # the API opens the text for a reader allowed to see it.
+    secrets_of_lea = (b"L\xc3\xa9a Fontaine", b"lea-f", b"agence de Bordeaux")
+    log = asyncio.run(event_log(platform))
+    assert any(b'"ambassador_id":"lea"' in m for m in log)
+    assert not [m for m in log if any(s in m for s in secrets_of_lea)]
+    detail = eventually(lambda: (r := api.get("/v1/posts/linkedin:w-p1")).status_code == 200 and r)
+    assert detail.json()["text"] == text
+
     r = api.delete("/v1/ambassadors/lea")
     assert r.status_code == 202
     status_url = r.json()["status_url"]
     eventually(lambda: api.get(status_url).json()["status"] == "done")
     assert api.get("/v1/ambassadors/lea").status_code == 404
     assert api.get("/v1/ambassadors", params={"team": "Marketing"}).json()["items"] == []
-    # The name is gone from the read models; the points stay as an anonymous aggregate.
-    s = standing(api, "lea")
-    assert s is not None and s["display_name"] is None and s["team"] is None
+    # The person is gone from the per-person boards; their points stay in the team's total.
+    eventually(lambda: standing(api, "lea") is None)
+    teams = api.get("/v1/leaderboards/all-time/teams").json()["items"]
+    assert {t["team"]: t["points"] for t in teams}.get("Marketing") == 11
+
+    # Crypto-shredding: the data key is gone, so every sealed copy — in the year-long log and in
+    # the moderation read model — is noise; the post's verdict and points remain, anonymous.
+    assert asyncio.run(vault_key_exists(platform, "lea")) is False
+    eventually(lambda: api.get("/v1/posts/linkedin:w-p1").json()["text"] is None, timeout_s=10)
+    gone = api.get("/v1/posts/linkedin:w-p1").json()
+    assert gone["verdict"] and gone["ambassador_id"] == "lea"
+    log = asyncio.run(event_log(platform))
+    assert not [m for m in log if any(s in m for s in secrets_of_lea)]
+
+
+async def event_log(platform: Platform) -> list[bytes]:
+    """Every message of PV_EVENTS, raw."""
+    nc = await nats.connect(str(platform.nats_url))
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info("PV_EVENTS")
+        out = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                out.append((await js.get_msg("PV_EVENTS", seq)).data or b"")
+        return out
+    finally:
+        await nc.close()
+
+
+async def vault_key_exists(platform: Platform, owner: str) -> bool:
+    redis = Redis.from_url(str(platform.redis_url))
+    try:
+        return bool(await redis.exists(VAULT_KEY.format(owner=owner)))
+    finally:
+        await redis.aclose()

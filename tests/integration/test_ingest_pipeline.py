@@ -16,12 +16,14 @@ from redis.asyncio import Redis
 
 from portevoix.contracts.readmodels import (
     AMBASSADOR_INDEX,
+    VAULT_KEY,
     ambassador_key,
     erasure_key,
     handle_key,
     parked_key,
     team_key,
 )
+from portevoix.contracts.sealed import is_sealed
 from portevoix.runtime.delivery import BatchProcessor
 from portevoix.runtime.publisher import EventPublisher, Outgoing
 from portevoix.runtime.streams import (
@@ -32,6 +34,7 @@ from portevoix.runtime.streams import (
     durable_consumer,
     ensure_streams,
 )
+from portevoix.runtime.vault import Vault
 from portevoix_ingest.directory import AmbassadorDirectory
 from portevoix_ingest.pipeline import ERASURE_SUBJECT, IngestPipeline
 from portevoix_ingest.settings import IngestSettings
@@ -59,13 +62,15 @@ def act(kind: str, eid: str, pid: str, actor: str, **extra: Any) -> dict:
 class Harness:
     """Ingest as the service runs it (pull consumer → BatchProcessor → IngestPipeline)."""
 
-    def __init__(self, nc: NatsClient, redis: Redis, **overrides: Any) -> None:
+    def __init__(
+        self, nc: NatsClient, redis: Redis, vault: Vault | None = None, **overrides: Any
+    ) -> None:
         self.nc, self.redis = nc, redis
         self.js = nc.jetstream()
         self.settings = IngestSettings(**overrides)
         self.pub = EventPublisher(self.js)
         self.directory = AmbassadorDirectory.from_settings(redis, self.settings)
-        self.pipeline = IngestPipeline(self.directory, self.pub, self.settings)
+        self.pipeline = IngestPipeline(self.directory, self.pub, self.settings, vault)
         self.proc = BatchProcessor(
             service="ingest", consumer="ingest", handler=self.pipeline.handle,
             publisher=self.pub, max_deliver=3,
@@ -266,3 +271,53 @@ async def test_erasure_removes_personal_data_and_announces_it(ingest: Harness) -
     await ingest.send(post("h2", "ph2", "hana"))
     await ingest.drain()
     assert [p["event_id"] for p in await ingest.events("post.received")] == ["h2"]
+
+
+async def test_personal_fields_leave_ingest_sealed_and_an_erasure_shreds_their_key(
+    nc: NatsClient, redis: Redis
+) -> None:
+    ingest = await Harness(nc, redis, vault=Vault(redis)).start()
+    try:
+        await ingest.send(amb("june", {"linkedin": "june-l"}, team="RH"),
+                          amb("kim", {"linkedin": "kim-l"}, team="RH"))  # fmt: skip
+        text = "Fière de notre nouvel atelier à Rennes ! @kim-l #collaboratrice https://ex.fr/a"
+        await ingest.send(
+            post("j1", "pj1", "june-l", text=text),
+            act("comment", "jc1", "pj1", "kim-l", text="Bravo June !"),  # a colleague
+            act("like", "jl1", "pj1", "fan-7"),  # a stranger
+        )
+        await ingest.drain()
+        (reg_june, _) = await ingest.events("ambassador.registered")
+        assert is_sealed(reg_june["display_name"]) and is_sealed(reg_june["handles"]["linkedin"])
+        assert reg_june["team"] == "RH" and reg_june["consent"] is True
+        (p,) = await ingest.events("post.received")
+        assert all(is_sealed(p[f]) for f in ("author", "text"))
+        assert p["mentions"] and all(is_sealed(m) for m in p["mentions"])
+        assert p["links"] and all(is_sealed(x) for x in p["links"])
+        # What scoring and the aggregates need stays readable.
+        assert p["ambassador_id"] == "june" and p["hashtags"] == ["collaboratrice"]
+        assert p["lang"] == "fr" and p["kind"] == "original"
+        comment, like = sorted(await ingest.events("engagement.received"),
+                               key=lambda e: e["event_id"])  # fmt: skip
+        assert comment["actor_ambassador_id"] == "kim" and is_sealed(comment["actor"])
+        assert is_sealed(comment["text"])
+        assert like["actor"] == "fan-7"  # a stranger's handle is not an ambassador's to seal
+        raw_log = b"".join(orjson.dumps(e) for e in await ingest.events())
+        for secret in (b"june-l", b"Rennes", b"Bravo June", b"Name june"):
+            assert secret not in raw_log
+        # Readers open them back.
+        assert await Vault(redis).open_events([p, reg_june, comment]) == [True, True, True]
+        assert p["text"] == text and reg_june["display_name"] == "Name june"
+
+        await ingest.send({"type": "ambassador.erasure_requested", "request_id": "erase-j",
+                           "ambassador_id": "june", "requested_by": "self",
+                           "requested_at": "2026-11-21T10:00:00Z"},
+                          subject=ERASURE_SUBJECT)  # fmt: skip
+        await ingest.drain()
+        assert not await redis.exists(VAULT_KEY.format(owner="june"))
+        assert await redis.exists(VAULT_KEY.format(owner="kim"))
+        (p_again,) = await ingest.events("post.received")
+        assert await Vault(redis).open_events([p_again]) == [False]
+        assert p_again["text"] == "" and p_again["ambassador_id"] == "june"
+    finally:
+        await ingest.stop()

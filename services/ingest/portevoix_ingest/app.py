@@ -16,6 +16,7 @@ from portevoix.contracts.events import (
 )
 from portevoix.runtime.delivery import Delivery
 from portevoix.runtime.streams import RAW
+from portevoix.runtime.vault import vault_from_settings
 from portevoix.runtime.worker import BusWorker, require
 from portevoix_ingest.directory import AmbassadorDirectory
 from portevoix_ingest.domain.normalise import detect_language
@@ -51,7 +52,8 @@ async def _ready() -> None:
     global pipeline, directory
     directory = AmbassadorDirectory.from_settings(require(worker.redis, "redis"), settings)
     publisher = require(worker.publisher, "publisher")
-    pipeline = IngestPipeline(directory, publisher, settings)
+    redis = require(worker.redis, "redis")
+    pipeline = IngestPipeline(directory, publisher, settings, vault_from_settings(redis, settings))
     # Load the language model now (about a second), not inside the first batch.
     detect_language("Bonjour, warming up the language model.", settings.allowed_languages)
     await WebhookGateway(settings, publisher).subscribe(worker.broker.connection)

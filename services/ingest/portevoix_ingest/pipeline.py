@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -32,6 +33,7 @@ from portevoix.contracts.ingest import (
 from portevoix.runtime.delivery import Delivery
 from portevoix.runtime.publisher import EventPublisher, Outgoing
 from portevoix.runtime.streams import ERASURE_SUBJECT
+from portevoix.runtime.vault import Vault
 from portevoix_ingest.directory import AmbassadorDirectory
 from portevoix_ingest.domain.normalise import (
     classify_time,
@@ -77,12 +79,31 @@ def reject(d: Delivery, code: str, problems: Sequence[Rejection]) -> None:
         EVENTS_REJECTED.labels(p.rule).inc()
 
 
+_SEALED_LATER = Outgoing("", "", b"")  # a slot filled once the batch's personal fields are sealed
+
+
+def _outgoing(subject: str, data: dict[str, Any]) -> Outgoing:
+    return Outgoing(
+        subject,
+        str(data["event_id"]),
+        orjson.dumps(data, option=orjson.OPT_UTC_Z),
+        {"Pv-Event-Type": str(data["type"]), "Pv-Schema-Version": str(SCHEMA_VERSION)},
+    )
+
+
 class IngestPipeline:
     def __init__(
-        self, directory: AmbassadorDirectory, publisher: EventPublisher, settings: IngestSettings
+        self,
+        directory: AmbassadorDirectory,
+        publisher: EventPublisher,
+        settings: IngestSettings,
+        vault: Vault | None = None,
     ) -> None:
         self._dir = directory
         self._pub = publisher
+        # Personal fields leave ingest sealed with their owner's key (crypto-shredding):
+        # portevoix.contracts.sealed. None: published in clear (tests of the plain contract).
+        self._vault = vault
         self._langs = tuple(settings.allowed_languages)
         self._max_future = timedelta(seconds=settings.max_future_skew_s)
         self._max_age = timedelta(days=settings.max_event_age_days)
@@ -123,6 +144,9 @@ class IngestPipeline:
         for d, item in control:
             if isinstance(item, ErasureRequested):
                 erased = await self._dir.erase(item.ambassador_id, item.request_id, now)
+                if self._vault is not None:
+                    # The key goes: every sealed copy of their fields, in the log too, is noise.
+                    await self._vault.shred(item.ambassador_id)
                 ERASURES.labels("yes" if erased.existed else "no").inc()
                 erased_event = to_ambassador_erased(
                     item,
@@ -138,12 +162,16 @@ class IngestPipeline:
             if conflicts:
                 reject(d, "handle_taken", conflicts)
                 continue
-            out.append(
-                Outgoing.of_event(
-                    EVENT_SUBJECTS["ambassador.registered"],
-                    to_ambassador_registered(item, PRODUCER, now),
-                )
-            )
+            registered = to_ambassador_registered(item, PRODUCER, now)
+            if self._vault is None:
+                out.append(Outgoing.of_event(EVENT_SUBJECTS["ambassador.registered"], registered))
+            else:
+                # Sealed now, in stream order, with a key read afresh: an erasure later in this
+                # batch (or just before, on another instance) shreds exactly the key used here.
+                data = registered.model_dump(mode="json")
+                self._vault.forget(item.ambassador_id)
+                await self._vault.seal_events([data])
+                out.append(_outgoing(EVENT_SUBJECTS["ambassador.registered"], data))
             for network, handle, raw in unparked:
                 parked = parse_ingest_event(orjson.loads(raw))
                 if isinstance(parked, PostIn | EngagementIn):
@@ -196,6 +224,7 @@ class IngestPipeline:
         # published as a stranger's).
         erased = await self._dir.erased(pair for pair in whos if pair not in resolved)
         out: list[Outgoing] = []
+        sealable: list[tuple[int, str, dict[str, Any]]] = []  # (index in out, subject, event)
         to_park: list[tuple[Delivery | None, PostIn, bytes]] = []
         ingested: Counter[tuple[str, str]] = Counter()
         withheld = 0
@@ -215,12 +244,21 @@ class IngestPipeline:
                 domain = to_post_received(
                     event, who.ambassador_id, PRODUCER, allowed_langs=self._langs
                 )
-                out.append(Outgoing.of_event(_POST_SUBJECT, domain))
+                if self._vault is not None:
+                    sealable.append((len(out), _POST_SUBJECT, domain.model_dump(mode="json")))
+                    out.append(_SEALED_LATER)
+                else:
+                    out.append(Outgoing.of_event(_POST_SUBJECT, domain))
             else:
                 # Engagement by someone outside the directory still counts for the post's author.
                 payload = engagement_received_payload(
                     event, who.ambassador_id if who is not None else None, PRODUCER
                 )
+                if self._vault is not None and who is not None:
+                    sealable.append((len(out), _ENGAGEMENT_SUBJECT, payload))
+                    out.append(_SEALED_LATER)
+                    ingested[(event.network, event.type)] += 1
+                    continue
                 out.append(
                     Outgoing(
                         _ENGAGEMENT_SUBJECT,
@@ -230,6 +268,11 @@ class IngestPipeline:
                     )
                 )
             ingested[(event.network, event.type)] += 1
+        if sealable and self._vault is not None:
+            # One key lookup (get-or-create) for the whole batch's owners.
+            await self._vault.seal_events([data for _, _, data in sealable])
+            for i, subject, data in sealable:
+                out[i] = _outgoing(subject, data)
         for (network, kind), n in ingested.items():
             EVENTS_INGESTED.labels(network, kind).inc(n)
         if withheld:
