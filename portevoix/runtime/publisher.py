@@ -223,7 +223,9 @@ class Confirmation:
         messages: Sequence[Outgoing],
     ) -> None:
         self._pub, self._id, self._pending = pub, batch_id, pending
-        self._deadline, self._messages = deadline, messages
+        # Subjects only: the payloads need not outlive the write (a batch may wait here while
+        # the next one is handled).
+        self._deadline, self._subjects = deadline, [m.subject for m in messages]
 
     async def flags(self) -> list[bool]:
         """Per message, in order: was it a duplicate?"""
@@ -238,13 +240,13 @@ class Confirmation:
             self.forget()
         if pending.errors:
             raise PublishError(
-                f"{len(pending.errors)} of {len(self._messages)} publishes failed: "
+                f"{len(pending.errors)} of {len(self._subjects)} publishes failed: "
                 f"{pending.errors[0]!r}"
             )
         return [bool(d) for d in pending.duplicate]
 
     async def result(self) -> PublishResult:
-        return self._pub._count(self._messages, await self.flags())
+        return self._pub._count_subjects(self._subjects, await self.flags())
 
     def forget(self) -> None:
         """Stop tracking its PubAcks (its batch is retried anyway)."""
@@ -426,14 +428,17 @@ class EventPublisher:
         return [bool(getattr(ack, "duplicate", False)) for ack in acks]
 
     def _count(self, messages: Sequence[Outgoing], flags: list[bool]) -> PublishResult:
+        return self._count_subjects([m.subject for m in messages], flags)
+
+    def _count_subjects(self, subjects: Sequence[str], flags: list[bool]) -> PublishResult:
         result = PublishResult(duplicate_flags=flags)
         counted: dict[str, int] = {}
-        for message, dup in zip(messages, flags, strict=True):
+        for subject, dup in zip(subjects, flags, strict=True):
             if dup:
                 result.duplicates += 1
             else:
-                counted[message.subject] = counted.get(message.subject, 0) + 1
-        result.published = len(messages) - result.duplicates
+                counted[subject] = counted.get(subject, 0) + 1
+        result.published = len(subjects) - result.duplicates
         for subject, n in counted.items():
             EVENTS_PUBLISHED.labels(self._service, subject).inc(n)
         return result

@@ -338,7 +338,9 @@ def test_restricted_language_model_is_the_library_model_restricted() -> None:
     ref.set_languages(["en", "fr"])
     assert ours.nb_classes == ref.nb_classes == ["en", "fr"]
     assert np.array_equal(ours.nb_ptc, ref.nb_ptc) and np.array_equal(ours.nb_pc, ref.nb_pc)
+    assert ours.tk_nextmove.typecode == ref.tk_nextmove.typecode
     assert ours.tk_nextmove == ref.tk_nextmove and ours.tk_output == ref.tk_output
+    assert ours.tk_row == ref.tk_row
     for text in ("Bonjour à tous, ravie de vous voir", "Proud of our team today", "Guten Tag"):
         assert ours.classify(text) == ref.classify(text)
     with pytest.raises(ValueError, match="Unknown language"):

@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from array import array
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from portevoix.contracts.events import (
     SCHEMA_VERSION,
@@ -257,6 +258,44 @@ _NON_LINGUISTIC = re.compile(r"(?i)\bhttps?://\S+|(?<!\w)@\S+")
 _model_lock = threading.Lock()
 
 
+def _stream_array(archive: Any, member: str) -> array[int] | None:
+    """A 1-D little-endian unsigned .npy member read straight into a stdlib array (what
+    py3langid's `_to_array` returns), without a second, NumPy copy of its 20 MB; None when the
+    member is laid out otherwise (the caller then reads it the usual way)."""
+    import numpy as np
+
+    with archive.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            return None
+        codes = {2: "H", 4: "I", 8: "L"}
+        if (
+            len(shape) != 1
+            or dtype.kind != "u"
+            or dtype.byteorder == ">"
+            or dtype.itemsize not in codes
+        ):
+            return None
+        out = array(codes[dtype.itemsize])
+        if out.itemsize != dtype.itemsize:
+            return None
+        size = shape[0] * dtype.itemsize
+        pending = b""
+        while len(out) * out.itemsize + len(pending) < size:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                return None
+            pending += chunk
+            whole = len(pending) - len(pending) % out.itemsize
+            out.frombytes(pending[:whole])
+            pending = pending[whole:]
+        return out if len(out) == shape[0] else None
+
+
 def _load_restricted(langs: tuple[str, ...]) -> LanguageIdentifier:
     """py3langid's model restricted to `langs` while it is read: its 142-language matrix (28 MB)
     only ever exists inside one statement, so loading peaks ~30 MB lower than loading it whole
@@ -282,7 +321,7 @@ def _load_restricted(langs: tuple[str, ...]) -> LanguageIdentifier:
             keep = [i for i, c in enumerate(classes) if c in langs]
             ptc = data["ptc"][:, keep]
             pc = data["pc"][keep]
-            nextmove = _to_array(data["nextmove"])
+            nextmove = _stream_array(data.zip, "nextmove.npy") or _to_array(data["nextmove"])
             row = _to_array(data["nextmove_row"])
             output = data["out_feat"].tolist()
     return LanguageIdentifier(
