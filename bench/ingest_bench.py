@@ -53,6 +53,7 @@ from portevoix.runtime.embedded import EmbeddedNats, EmbeddedValkey, free_port
 from portevoix.runtime.publisher import EventPublisher, Outgoing
 from portevoix.runtime.redis import connect_redis
 from portevoix.runtime.streams import EVENTS, RAW, RAW_SUBJECT, durable_consumer, ensure_streams
+from portevoix.runtime.vault import vault_from_settings
 from portevoix.runtime.worker import PullBatches, ensure_consumer, pull_loop
 from portevoix_ingest.bulk_import import run_import
 from portevoix_ingest.directory import AmbassadorDirectory
@@ -141,9 +142,11 @@ async def wait_published(js: Any, expected: int, timeout_s: float = 120) -> None
 
 
 def make_pipeline(redis: Any, js: Any) -> tuple[IngestPipeline, EventPublisher]:
+    """As the service builds it, personal fields sealed with their owner's key included."""
     settings = IngestSettings()
     pub = EventPublisher(js, timeout_s=30)
-    return IngestPipeline(AmbassadorDirectory.from_settings(redis, settings), pub, settings), pub
+    directory = AmbassadorDirectory.from_settings(redis, settings)
+    return IngestPipeline(directory, pub, settings, vault_from_settings(redis, settings)), pub
 
 
 async def bench_handle(root: Path, profile: bool) -> tuple[float, str]:
