@@ -35,6 +35,7 @@ from portevoix.runtime.redis import connect_redis
 from portevoix.runtime.streams import ensure_streams
 from portevoix_scoring.domain.scorer import Scorer
 from portevoix_scoring.domain.table import default_table
+from portevoix_scoring.gc_tuning import tune_gc
 from portevoix_scoring.pipeline import ScoringPipeline
 from portevoix_scoring.rebuild import Rebuild
 from portevoix_scoring.store import ScoreStore
@@ -237,6 +238,7 @@ def bench_reads(nats_url: str, redis_url: str, n: int = 2000) -> dict[str, float
 
 
 async def main() -> dict[str, Any]:
+    tune_gc()  # as the scoring service and `portevoix scores rebuild` do at start
     with tempfile.TemporaryDirectory() as tmp:
         valkey = EmbeddedValkey(Path(tmp) / "valkey").start()
         natsd = EmbeddedNats(Path(tmp) / "nats").start()
