@@ -217,13 +217,25 @@ class PullBatches:
 
 
 async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
-    """Create the durable consumer unless it exists (what nats-py's pull_subscribe does)."""
+    """Create the durable consumer, or bring an existing one to this release's subjects and
+    delivery settings (a new version may subscribe to a new event type: without the update its
+    old durable would never deliver it). Position and pending acks are kept."""
     durable = config.durable_name
     assert durable
+    config.name = durable
     try:
-        await js.consumer_info(stream, durable)
+        info = await js.consumer_info(stream, durable)
     except NotFoundError:
-        config.name = durable
+        await js.add_consumer(stream, config=config)
+        return
+    have = info.config
+    wanted = sorted(config.filter_subjects or [config.filter_subject or ""])
+    current = sorted(have.filter_subjects or [have.filter_subject or ""])
+    if wanted != current or (have.max_deliver, have.ack_wait) != (
+        config.max_deliver,
+        config.ack_wait,
+    ):
+        # CONSUMER.CREATE on an existing durable updates its editable fields (nats-server 2.10+).
         await js.add_consumer(stream, config=config)
 
 

@@ -16,7 +16,7 @@ from nats.js.api import StorageType
 
 from portevoix.runtime.delivery import BatchProcessor, Delivery, Ticket, _ack_fields, ack_all
 from portevoix.runtime.publisher import EventPublisher, Outgoing, PublishError, read_headers
-from portevoix.runtime.streams import DLQ, RAW, STREAMS, durable_consumer, ensure_streams
+from portevoix.runtime.streams import DLQ, EVENTS, RAW, STREAMS, durable_consumer, ensure_streams
 from portevoix.runtime.worker import PullBatches, PullError, ensure_consumer, pull_loop
 
 pytestmark = pytest.mark.integration
@@ -359,3 +359,30 @@ async def test_fast_header_reader_agrees_with_nats_py(nc: NatsClient) -> None:
     for raw in blocks:
         assert await read_headers(nc, raw) == await nc._process_headers(raw), raw
     assert await read_headers(nc, None) is None
+
+
+async def test_existing_durable_is_brought_to_the_new_subjects_keeping_its_position(
+    nc: NatsClient,
+) -> None:
+    """An upgrade that subscribes to a new event type (scoring and `ambassador.erased`) must not
+    keep an old durable that never delivers it, nor restart it from the beginning."""
+    js = nc.jetstream()
+    await ensure_streams(js)
+    old = durable_consumer("upgr", filter_subjects=["pv.evt.a"], max_deliver=3, ack_wait_s=30)
+    await ensure_consumer(js, EVENTS.name, old)
+    pub = EventPublisher(js)
+    await pub.publish_many([Outgoing("pv.evt.a", "a1", b"{}"), Outgoing("pv.evt.b", "b1", b"{}")])
+    sub = await js.pull_subscribe_bind("upgr", stream=EVENTS.name)
+    (first,) = await sub.fetch(1, timeout=2)
+    await first.ack()
+    new = durable_consumer(
+        "upgr", filter_subjects=["pv.evt.a", "pv.evt.c"], max_deliver=5, ack_wait_s=10
+    )
+    await ensure_consumer(js, EVENTS.name, new)
+    info = await js.consumer_info(EVENTS.name, "upgr")
+    assert sorted(info.config.filter_subjects or []) == ["pv.evt.a", "pv.evt.c"]
+    assert info.config.max_deliver == 5 and info.ack_floor.stream_seq == 1  # position kept
+    await pub.publish_many([Outgoing("pv.evt.c", "c1", b"{}")])
+    (nxt,) = await sub.fetch(1, timeout=2)
+    assert nxt.subject == "pv.evt.c" and nxt.data == b"{}"
+    await ensure_consumer(js, EVENTS.name, new)  # unchanged: no update needed, still fine
