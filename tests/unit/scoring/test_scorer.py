@@ -253,6 +253,7 @@ def test_reach_and_emv_follow_firstups_formula() -> None:
     # linkedin: impressions = 1000 × 0.15; EMV = 30 × 150/1000 + 5 × (0.2 × 1 + 2) = 15.5 EUR
     assert w.reach["impressions"] == 150 and w.reach["reactions"] == 1 and w.reach["clicks"] == 2
     assert w.reach["emv:EUR"] == 155_000
+    assert w.reach["emvnet:EUR:linkedin"] == 155_000  # the same EMV, by network (dashboards)
 
 
 def test_badges_are_awarded_once() -> None:

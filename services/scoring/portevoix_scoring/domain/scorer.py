@@ -528,6 +528,8 @@ class Scorer:
                 r.reaction_multiplier * values.get("reactions", 0) + values.get("clicks", 0)
             )
             out[f"emv:{currency}"] = round(value * EMV_UNIT)
+            # The same value per network, for the programme dashboards (pv_emv{network}).
+            out[f"emvnet:{currency}:{network}"] = out[f"emv:{currency}"]
         return out
 
     def _reverse(self, post: PostState, cause: str, world: Ambassadors, fx: Effects) -> None:
