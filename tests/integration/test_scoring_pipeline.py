@@ -288,6 +288,19 @@ async def test_rebuild_swaps_generations_while_live_writes_go_on(
     assert await board(redis, "1") == {}  # old generation dropped
 
 
+def _allowed(post: PostReceived) -> PostModerated:
+    return PostModerated(event_id="d-x", occurred_at=post.occurred_at, producer="t",
+                         decision_id="d-x", post_key=post.post_key, post_event_id=post.event_id,
+                         ambassador_id=post.ambassador_id, verdict="allow", charter_version="1",
+                         engine_version="1", content_hash="h")  # fmt: skip
+
+
+def _like(post: PostReceived, i: int) -> EngagementReceived:
+    return EngagementReceived(event_id=f"like-{i}", occurred_at=post.occurred_at, producer="t",
+                              engagement="like", post_key=post.post_key, network="linkedin",
+                              post_id=post.post_id, actor=f"fan-{i}")  # fmt: skip
+
+
 async def test_states_kept_in_memory_are_refused_once_another_instance_wrote_them(
     redis: Redis,
 ) -> None:
@@ -300,16 +313,10 @@ async def test_states_kept_in_memory_are_refused_once_another_instance_wrote_the
     b = ScoringPipeline(Scorer(table, TZ), ScoreStore(redis, store.gen))
     registrations = [e for e in events if isinstance(e, AmbassadorRegistered)]
     post = next(e for e in events if isinstance(e, PostReceived))
-    verdict = PostModerated(event_id="d-x", occurred_at=post.occurred_at, producer="t",
-                            decision_id="d-x", post_key=post.post_key,
-                            post_event_id=post.event_id, ambassador_id=post.ambassador_id,
-                            verdict="allow", charter_version="1", engine_version="1",
-                            content_hash="h")  # fmt: skip
+    verdict = _allowed(post)
 
     def like(i: int) -> EngagementReceived:
-        return EngagementReceived(event_id=f"like-{i}", occurred_at=post.occurred_at,
-                                  producer="t", engagement="like", post_key=post.post_key,
-                                  network="linkedin", post_id=post.post_id, actor=f"fan-{i}")  # fmt: skip
+        return _like(post, i)
 
     assert all(o.result == APPLIED for o in await a.apply([*registrations, post, verdict]))
     cached = a._cache.take(store.post_key(post.post_key))
@@ -410,16 +417,10 @@ async def test_a_speculative_batch_on_a_refused_one_is_refused_and_recomputed(
     store, table = await ScoreStore.open(redis, default_table())
     registrations = [e for e in events if isinstance(e, AmbassadorRegistered)]
     post = next(e for e in events if isinstance(e, PostReceived))
-    verdict = PostModerated(event_id="d-x", occurred_at=post.occurred_at, producer="t",
-                            decision_id="d-x", post_key=post.post_key,
-                            post_event_id=post.event_id, ambassador_id=post.ambassador_id,
-                            verdict="allow", charter_version="1", engine_version="1",
-                            content_hash="h")  # fmt: skip
+    verdict = _allowed(post)
 
     def like(i: int) -> EngagementReceived:
-        return EngagementReceived(event_id=f"like-{i}", occurred_at=post.occurred_at,
-                                  producer="t", engagement="like", post_key=post.post_key,
-                                  network="linkedin", post_id=post.post_id, actor=f"fan-{i}")  # fmt: skip
+        return _like(post, i)
 
     logged = _LoggedStore(redis, store.gen)
     logged.sent = []

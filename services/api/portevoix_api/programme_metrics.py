@@ -37,6 +37,7 @@ from portevoix.contracts.readmodels import (
     teams_board_key,
 )
 from portevoix.runtime.redis import text
+from portevoix_api.background import stop_task
 from portevoix_api.projections.analytics import LAST_ACTIVE
 from portevoix_api.projections.store import AnalyticsStore
 
@@ -242,13 +243,6 @@ class ProgrammeRefresher:
                 await asyncio.wait_for(self._stopping.wait(), self.interval_s)
 
     async def stop(self) -> None:
-        # A flag, then bounded waits (as the analytics projector): a cancel that lands while a
-        # read's own timeout fires can be absorbed, and shutdown must never hang on metrics.
-        self._stopping.set()
-        if self._task is not None:
-            await asyncio.wait({self._task}, timeout=2.0)
-            if not self._task.done():
-                self._task.cancel()
-                await asyncio.wait({self._task}, timeout=2.0)
-            self._task = None
+        await stop_task(self._task, self._stopping, grace_s=2.0)
+        self._task = None
         self.collector.clear()

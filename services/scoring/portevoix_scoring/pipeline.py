@@ -14,7 +14,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -395,12 +395,7 @@ class ScoringPipeline:
                 keys.append(rk)
             else:
                 chunk.react_versions[r] = after
-        for aid in wanted:
-            hit = take(store.ambassador_key(aid))
-            if hit is None:
-                keys.append(store.ambassador_key(aid))
-            else:
-                mem.ambassadors[aid] = _Ambassador(hit[0], cast(AmbassadorState, hit[1]))
+        keys += self._ambassadors_held(wanted, take, mem)
         # Events of the batch in flight are not looked up: they are its (speculatively).
         in_flight = prev.ids if prev is not None else set()
         ids = [e.event_id for e in events if read_seen and e.event_id not in in_flight]
@@ -416,13 +411,7 @@ class ScoringPipeline:
         for slot in mem.posts.values():
             more |= Scorer.post_needs(slot.state)
         more -= mem.ambassadors.keys()
-        more_keys: list[str] = []
-        for aid in more:
-            hit = take(store.ambassador_key(aid))
-            if hit is None:
-                more_keys.append(store.ambassador_key(aid))
-            else:
-                mem.ambassadors[aid] = _Ambassador(hit[0], cast(AmbassadorState, hit[1]))
+        more_keys = self._ambassadors_held(more, take, mem)
         if more_keys:
             chunk.fetched.update(more_keys)
             extra, _ = await store.load(more_keys, ())
@@ -438,6 +427,24 @@ class ScoringPipeline:
         if erased:
             chunk.batch.targets = await store.erasure_targets(erased)
         return chunk
+
+    def _ambassadors_held(
+        self,
+        ids: set[str],
+        take: Callable[[str], tuple[str, Any] | None],
+        mem: _Loaded,
+    ) -> list[str]:
+        """Put the ambassador states already held (hand-off or memory) into `mem`; return the
+        keys still to read from Redis."""
+        missing: list[str] = []
+        for aid in ids:
+            key = self.store.ambassador_key(aid)
+            hit = take(key)
+            if hit is None:
+                missing.append(key)
+            else:
+                mem.ambassadors[aid] = _Ambassador(hit[0], cast(AmbassadorState, hit[1]))
+        return missing
 
     async def _compute(self, chunk: _Chunk) -> None:
         """The batch's steps, in order, on the states read; then its payload, serialised now:

@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from portevoix.runtime.streams import EVENTS, durable_consumer
+from portevoix_api.background import stop_task
 from portevoix_api.projections.analytics import SUBJECTS, AnalyticsPlanner, InvalidEvent, Step
 from portevoix_api.projections.store import AnalyticsStore
 from portevoix_api.settings import ApiSettings
@@ -94,14 +95,7 @@ class AnalyticsProjector:
         self._sub = await js.pull_subscribe_bind(DURABLE, stream=EVENTS.name)
 
     async def stop(self) -> None:
-        # A flag, then bounded waits: cancelling a task blocked in nats-py's fetch() does not
-        # always complete (its inner get is not cancelled), which hung the API's shutdown.
-        self._stopping.set()
-        if self._task is not None:
-            await asyncio.wait({self._task}, timeout=3.0)
-            if not self._task.done():
-                self._task.cancel()
-                await asyncio.wait({self._task}, timeout=2.0)
+        await stop_task(self._task, self._stopping, grace_s=3.0)
         if self._sub is not None:
             # Gone from the connection, so its drain does not wait on a fetch reply that arrived
             # after the cancel (unread, it would hold the drain until its timeout).
