@@ -162,7 +162,12 @@ class Platform:
         return restarted
 
     def restart(self, name: str) -> None:
-        self.children[name].start()
+        """Start a stopped or crashed service again, unless the supervisor already did: a second
+        process would be orphaned (the child keeps only the newest) and hold the first one's
+        metrics port, so every later start would fail with EADDRINUSE."""
+        child = self.children[name]
+        if not child.alive():
+            child.start()
 
     def stop(self) -> None:
         # API first (stops accepting), then workers (they drain), then the servers.

@@ -9,6 +9,8 @@ All on file storage with an explicit retention, and a duplicate window so a re-s
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
@@ -80,6 +82,31 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             await js.add_stream(cfg)
         else:
             await js.update_stream(cfg)
+
+
+async def ensure_streams_patiently(
+    js: JetStreamContext,
+    replicas: int = 1,
+    *,
+    attempts: int = 30,
+    log: logging.Logger | None = None,
+) -> None:
+    """`ensure_streams` with back-off: a cluster that just started, lost a node or is electing a
+    leader answers slowly (or times out) for a while; exiting would only make the supervisor
+    restart the service into the same wait."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await ensure_streams(js, replicas=replicas)
+            return
+        except Exception as exc:
+            if attempt == attempts:
+                raise
+            if log is not None:
+                log.warning(
+                    "streams not ready, retrying",
+                    extra={"pv": {"attempt": attempt, "error": repr(exc)[:200]}},
+                )
+            await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
 
 
 def durable_consumer(

@@ -53,7 +53,7 @@ from portevoix.runtime.metrics import (
 from portevoix.runtime.publisher import EventPublisher, read_headers, route_fast, unroute_fast
 from portevoix.runtime.redis import connect_redis
 from portevoix.runtime.settings import CommonSettings
-from portevoix.runtime.streams import StreamSpec, ensure_streams
+from portevoix.runtime.streams import StreamSpec, ensure_streams_patiently
 
 BatchMessage = Annotated[NatsBatchMessage, Context("message")]
 patch_faststream_pull_timeout()
@@ -410,7 +410,7 @@ class BusWorker:
         js = self.broker.config.connection_state.stream
         assert js is not None
         self.js = js
-        await self._ensure_streams(js)
+        await ensure_streams_patiently(js, self.settings.stream_replicas, log=self.log)
         self.publisher = EventPublisher(
             js, timeout_s=self.settings.publish_timeout_s, service=self.service
         )
@@ -421,22 +421,6 @@ class BusWorker:
             "service starting",
             extra={"pv": {"metrics_port": self.metrics_port, "version": __version__}},
         )
-
-    async def _ensure_streams(self, js: JetStreamContext, attempts: int = 30) -> None:
-        """Retry with back-off: a cluster that lost a node (or is electing a leader) answers
-        slowly for a while; exiting would only make the supervisor restart us into the same."""
-        for attempt in range(1, attempts + 1):
-            try:
-                await ensure_streams(js, replicas=self.settings.stream_replicas)
-                return
-            except Exception as exc:
-                if attempt == attempts:
-                    raise
-                self.log.warning(
-                    "streams not ready, retrying",
-                    extra={"pv": {"attempt": attempt, "error": repr(exc)[:200]}},
-                )
-                await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
 
     async def _after_startup(self) -> None:
         assert self.js is not None and self.publisher is not None

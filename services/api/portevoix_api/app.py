@@ -24,7 +24,7 @@ from portevoix.runtime.logs import configure_logging
 from portevoix.runtime.metrics import SERVICE_UP
 from portevoix.runtime.publisher import EventPublisher
 from portevoix.runtime.redis import connect_redis
-from portevoix.runtime.streams import ensure_streams
+from portevoix.runtime.streams import ensure_streams_patiently
 from portevoix.runtime.vault import vault_from_settings
 from portevoix_api.body_limit import BodyLimitMiddleware
 from portevoix_api.etag import ETagMiddleware
@@ -67,7 +67,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             reconnect_time_wait=0.5,
         )
         js = nc.jetstream()
-        await ensure_streams(js, replicas=settings.stream_replicas)
+        await ensure_streams_patiently(js, settings.stream_replicas, log=log)
         app.state.nc = nc
         app.state.publisher = EventPublisher(
             js, timeout_s=settings.publish_timeout_s, service="api"
