@@ -228,6 +228,29 @@ def test_daily_caps_follow_the_organisation_day() -> None:
     assert w.totals == pts(a1=40)
 
 
+def test_the_daily_cap_counts_what_is_paid_so_the_order_of_arrival_does_not_matter() -> None:
+    # Four posts the same day (cap: 3 paid), one of them held in review then blocked. Whatever
+    # the order the verdicts arrive in, the three allowed posts are paid in full: a held or
+    # blocked post never uses up the day's cap.
+    def events(held_first: bool) -> list[Scored]:
+        held = [post(eid="ph", pid="qh"), verdict("review", "dh", "qh")]
+        allowed = [e for i in range(3) for e in (post(eid=f"p{i}", pid=f"q{i}"),
+                                                 verdict("allow", f"d{i}", f"q{i}"))]  # fmt: skip
+        return [*held, *allowed] if held_first else [*allowed, *held]
+
+    for held_first in (True, False):
+        w = World().run(*events(held_first))
+        assert w.totals == pts(a1=30), held_first
+        # Held: shown with its points before the cap (the cap applies when paid).
+        assert [e.points for e in w.ledger if e.op == "hold" and e.event_id == "ph"] == [1000]
+        w.run(review("rejected", "r-h", "qh"))
+        assert w.totals == pts(a1=30)
+    # Approved later instead, the held post is paid within what the day still allows: nothing.
+    w = World().run(*events(True), review("approved", "r-h", "qh"))
+    assert w.totals == pts(a1=30)
+    assert [(e.op, e.rule, e.points) for e in w.ledger][-1] == ("release", "original_post:cap", 0)
+
+
 def test_campaign_multiplier_and_boards() -> None:
     yaml_text = (
         default_table()

@@ -14,8 +14,11 @@ Status = Literal["unseen", "pending", "released", "held", "blocked", "removed"]
 class HeldItem:
     """Points earned but not paid yet: the post is unseen, awaiting a verdict, or in review.
 
-    `points` is in centipoints, final (weights, multiplier and caps applied) once the item is
-    earned; `earned` is False while the post's author is unknown (engagement before its post)."""
+    `points` is in centipoints, weights and multiplier applied once the item is earned;
+    `earned` is False while the post's author is unknown (engagement before its post). The daily
+    cap is applied when the item is paid (`capped` False until then): an item held in review or
+    blocked never uses up the day's cap, so what the day pays does not depend on the order its
+    items arrived in. Items stored before this rule carry no `capped` field: capped at earning."""
 
     event_id: str
     rule: str
@@ -23,6 +26,7 @@ class HeldItem:
     at: str  # when the action happened (ISO, UTC): the period it counts in
     actor: str | None = None  # ambassador id of the engaging colleague, if any
     earned: bool = True
+    capped: bool = True
 
 
 @dataclass

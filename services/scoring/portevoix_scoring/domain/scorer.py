@@ -355,14 +355,21 @@ class Scorer:
         base = self._cp.get((rule, post.network))
         if base is None:
             base = self._cp[(rule, post.network)] = self.table.cp(rule, post.network)
-        cap = self._cap.get(rule, -1)
-        if cap == -1:
-            cap = self._cap[rule] = self.table.daily_cap_cp(rule)
         wanted = round(base * weight)
-        granted = wanted if anonymous else me.capped(day, rule, wanted, cap)
-        if granted < wanted:
-            suffix += ":cap"
-        return HeldItem(item.event_id, rule + suffix, granted, item.at, actor, earned=True)
+        # The daily cap is applied when the item is paid (`_pay`), not now.
+        return HeldItem(item.event_id, rule + suffix, wanted, item.at, actor, True, capped=False)
+
+    def _capped(self, item: HeldItem, day: str, me: AmbassadorState) -> HeldItem:
+        """The item as paid: its points within what the day's cap still allows."""
+        if item.capped:
+            return item
+        action = base_rule(item.rule)
+        cap = self._cap.get(action, -1)
+        if cap == -1:
+            cap = self._cap[action] = self.table.daily_cap_cp(action)
+        granted = me.capped(day, action, item.points, cap)
+        rule = item.rule + ":cap" if granted < item.points else item.rule
+        return HeldItem(item.event_id, rule, granted, item.at, item.actor, True, capped=True)
 
     def _place(
         self, post: PostState, item: HeldItem, cause: str, world: Ambassadors, fx: Effects
@@ -413,8 +420,9 @@ class Scorer:
         if self._anonymous(post, world):
             self._pay_anonymously(post, item, day, world, fx)
             return
-        fx.ledger.append(self._entry(post, item, op, item.points, cause=cause))
         me = self._amb(world, post.author, fx)
+        item = self._capped(item, day, me)
+        fx.ledger.append(self._entry(post, item, op, item.points, cause=cause))
         if item.points:
             fx.credits.append(Credit(post.author, item.points, day, me.team, tuple(post.campaigns)))
             post.credited[day] = post.credited.get(day, 0) + item.points
