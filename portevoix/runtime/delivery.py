@@ -85,18 +85,27 @@ class Ticket:
         return bool(self.later) and not self.failed
 
 
-def _ack_fields(raw: Msg) -> tuple[int, int, float]:
-    """(stream sequence, delivery count, stored-at epoch seconds) from the reply subject.
+def reply_fields(reply: str | None) -> tuple[int, int, float] | None:
+    """(stream sequence, delivery count, stored-at epoch seconds) from a JetStream reply
+    subject, or None if it is not one.
 
     `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>`, or the form with
     domain and account hash after ACK: three int() calls instead of nats-py's `metadata`
     (a dataclass tree and a datetime per message).
     """
-    t = raw.reply.split(".") if raw.reply else []
+    t = reply.split(".") if reply else []
     if len(t) >= 9 and t[0] == "$JS" and t[1] == "ACK":
         o = 0 if len(t) == 9 else 2
         if len(t) == 9 or len(t) >= 11:
             return int(t[5 + o]), int(t[4 + o]), int(t[7 + o]) / 1e9
+    return None
+
+
+def _ack_fields(raw: Msg) -> tuple[int, int, float]:
+    """`reply_fields` of a delivery; nats-py's own reading for anything unusual."""
+    fields = reply_fields(raw.reply)
+    if fields is not None:
+        return fields
     md = raw.metadata  # not a JetStream delivery: raises NotJSMessageError, as it always did
     ts = md.timestamp.timestamp() if md.timestamp else 0.0
     return md.sequence.stream, md.num_delivered, ts

@@ -41,6 +41,7 @@ from portevoix.contracts.readmodels import (
     SCORING_REBUILD,
     gen_table_key,
 )
+from portevoix.runtime.delivery import reply_fields
 from portevoix.runtime.redis import text
 from portevoix.runtime.streams import EVENTS
 from portevoix_scoring.domain.post_state import PostState
@@ -60,12 +61,11 @@ PAUSE_TTL_MS = 30_000
 Progress = Callable[[int, int], None]  # (applied up to sequence, target sequence)
 
 
-def stream_seq(reply: str) -> int:
-    """The stream sequence of a JetStream message, from its reply subject:
-    `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...` (9 tokens) or, with a domain and an
-    account hash, `$JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>...`."""
-    tokens = reply.split(".")
-    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+def stream_seq(msg: Msg) -> int:
+    """The stream sequence of a JetStream message, read off its reply subject (the shared
+    reader of the bus runtime); nats-py's metadata for anything unusual."""
+    fields = reply_fields(msg.reply)
+    return fields[0] if fields is not None else msg.metadata.sequence.stream
 
 
 @dataclass
@@ -185,7 +185,7 @@ class Rebuild:
             arrived = asyncio.Event()
 
             async def on_msg(msg: Msg) -> None:
-                queue.append((stream_seq(msg.reply), msg.subject, msg.data))
+                queue.append((stream_seq(msg), msg.subject, msg.data))
                 arrived.set()
 
             sub = await js.subscribe(

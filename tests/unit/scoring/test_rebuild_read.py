@@ -12,4 +12,5 @@ def test_stream_sequence_of_both_reply_subject_formats_matches_nats_py() -> None
         "$JS.ACK.PV_EVENTS.cons.1.4217.12.1763700000000000000.3",
         "$JS.ACK.hub.ACCHASH.PV_EVENTS.cons.1.4217.12.1763700000000000000.3.r4nd0m",
     ):
-        assert stream_seq(reply) == 4217 == Msg.Metadata._from_reply(reply).sequence.stream
+        msg = Msg(_client=None, subject="pv.evt.x", reply=reply)  # type: ignore[arg-type]
+        assert stream_seq(msg) == 4217 == Msg.Metadata._from_reply(reply).sequence.stream
