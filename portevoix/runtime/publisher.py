@@ -42,11 +42,15 @@ class Outgoing:
 
     @classmethod
     def of_event(cls, subject: str, event: BaseModel) -> Outgoing:
-        data = event.model_dump(mode="json")
+        return cls.of_data(subject, event.model_dump(mode="json"))
+
+    @classmethod
+    def of_data(cls, subject: str, data: dict[str, Any]) -> Outgoing:
+        """A domain event already as a JSON-ready dict (datetimes allowed: written as UTC `Z`)."""
         return cls(
             subject=subject,
             msg_id=str(data["event_id"]),
-            payload=orjson.dumps(data),
+            payload=orjson.dumps(data, option=orjson.OPT_UTC_Z),
             headers={
                 "Pv-Event-Type": str(data.get("type", "")),
                 "Pv-Schema-Version": str(data.get("schema_version", "")),

@@ -82,15 +82,6 @@ def reject(d: Delivery, code: str, problems: Sequence[Rejection]) -> None:
 _SEALED_LATER = Outgoing("", "", b"")  # a slot filled once the batch's personal fields are sealed
 
 
-def _outgoing(subject: str, data: dict[str, Any]) -> Outgoing:
-    return Outgoing(
-        subject,
-        str(data["event_id"]),
-        orjson.dumps(data, option=orjson.OPT_UTC_Z),
-        {"Pv-Event-Type": str(data["type"]), "Pv-Schema-Version": str(SCHEMA_VERSION)},
-    )
-
-
 class IngestPipeline:
     def __init__(
         self,
@@ -171,7 +162,7 @@ class IngestPipeline:
                 data = registered.model_dump(mode="json")
                 self._vault.forget(item.ambassador_id)
                 await self._vault.seal_events([data])
-                out.append(_outgoing(EVENT_SUBJECTS["ambassador.registered"], data))
+                out.append(Outgoing.of_data(EVENT_SUBJECTS["ambassador.registered"], data))
             for network, handle, raw in unparked:
                 parked = parse_ingest_event(orjson.loads(raw))
                 if isinstance(parked, PostIn | EngagementIn):
@@ -272,7 +263,7 @@ class IngestPipeline:
             # One key lookup (get-or-create) for the whole batch's owners.
             await self._vault.seal_events([data for _, _, data in sealable])
             for i, subject, data in sealable:
-                out[i] = _outgoing(subject, data)
+                out[i] = Outgoing.of_data(subject, data)
         for (network, kind), n in ingested.items():
             EVENTS_INGESTED.labels(network, kind).inc(n)
         if withheld:
