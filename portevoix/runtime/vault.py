@@ -213,7 +213,7 @@ class Vault:
     async def seal_events(self, bodies: Iterable[MutableMapping[str, Any]]) -> None:
         """Seal, in place, the personal fields of domain events (JSON-ready dicts)."""
         todo = [
-            (b, spec, owner)
+            (b, owner)
             for b in bodies
             if (spec := PERSONAL_FIELDS.get(str(b.get("type")))) is not None
             and isinstance(owner := b.get(spec[0]), str)
@@ -221,90 +221,73 @@ class Vault:
         ]
         if not todo:
             return
-        ciphers = await self._ciphers((owner for _, _, owner in todo), create=True)
-        for body, (_, scalars, lists, dicts), owner in todo:
+        ciphers = await self._ciphers((owner for _, owner in todo), create=True)
+        for body, owner in todo:
             cipher = ciphers[owner]
             if cipher is None:  # unreadable key: never publish the plaintext
                 raise VaultError(f"no usable data key for {owner!r}")
 
-            def seal(v: Any, c: AESGCM = cipher, o: str = owner) -> Any:
-                if isinstance(v, str) and not v.startswith(SEALED_PREFIX):
-                    return self._seal(c, o, v)
-                return v
+            def seal(v: str, c: AESGCM = cipher, o: str = owner) -> str:
+                return v if v.startswith(SEALED_PREFIX) else self._seal(c, o, v)
 
-            for f in scalars:
-                if f in body:
-                    body[f] = seal(body[f])
-            for f in lists:
-                if isinstance(body.get(f), list):
-                    body[f] = [seal(v) for v in body[f]]
-            for f in dicts:
-                if isinstance(body.get(f), dict):
-                    body[f] = {k: seal(v) for k, v in body[f].items()}
+            _map_personal(body, seal)
 
     async def open_events(self, bodies: Iterable[MutableMapping[str, Any]]) -> list[bool]:
         """Open, in place, the sealed fields of domain events. Returns, per event, whether every
         field opened; a shredded field becomes "" (required text) or is dropped from its list or
         mapping, so the event still validates."""
         items = list(bodies)
-        sealed = [v for b in items for v in _sealed_values(b)]
+        sealed: list[str] = []
+
+        def collect(v: str) -> str:
+            if v.startswith(SEALED_PREFIX):
+                sealed.append(v)
+            return v
+
+        for b in items:
+            _map_personal(b, collect)
         if not sealed:
             return [True] * len(items)
         opened = await self.open_values(sealed)
-        complete: list[bool] = []
-        for b in items:
-            ok = True
-            spec = PERSONAL_FIELDS.get(str(b.get("type")))
-            if spec is not None:
-                _, scalars, lists, dicts = spec
-                for f in scalars:
-                    v = b.get(f)
-                    if isinstance(v, str) and v.startswith(SEALED_PREFIX):
-                        got = opened.get(v)
-                        ok = ok and got is not None
-                        b[f] = got if got is not None else _shredded(str(b.get("type")), f)
-                for f in lists:
-                    if isinstance(b.get(f), list):
-                        vals = [opened.get(v, v) if isinstance(v, str) else v for v in b[f]]
-                        ok = ok and None not in vals
-                        b[f] = [v for v in vals if v is not None]
-                for f in dicts:
-                    if isinstance(b.get(f), dict):
-                        pairs = {k: opened.get(v, v) if isinstance(v, str) else v
-                                 for k, v in b[f].items()}  # fmt: skip
-                        ok = ok and None not in pairs.values()
-                        b[f] = {k: v for k, v in pairs.items() if v is not None}
-            complete.append(ok)
-        return complete
+        return [_map_personal(b, lambda v: opened.get(v, v)) for b in items]
 
 
 # Optional fields become null when shredded; required ones "" so the event still validates.
 _OPTIONAL = {("post.received", "url"), ("engagement.received", "text")}
 
 
-def _shredded(event_type: str, field: str) -> str | None:
-    return None if (event_type, field) in _OPTIONAL else ""
-
-
-def _sealed_values(body: MutableMapping[str, Any]) -> Iterable[str]:
-    spec = PERSONAL_FIELDS.get(str(body.get("type")))
+def _map_personal(body: MutableMapping[str, Any], fn: Callable[[str], str | None]) -> bool:
+    """Replace, in place, every personal string of a domain event by `fn(value)` (the one walk
+    over `PERSONAL_FIELDS` that sealing, collecting and opening share). `fn` answering None
+    (shredded): a scalar becomes "" or null (optional fields), a list item or mapping value is
+    dropped. Returns whether `fn` answered every value."""
+    kind = str(body.get("type"))
+    spec = PERSONAL_FIELDS.get(kind)
     if spec is None:
-        return
+        return True
     _, scalars, lists, dicts = spec
+    whole = True
     for f in scalars:
         v = body.get(f)
-        if isinstance(v, str) and v.startswith(SEALED_PREFIX):
-            yield v
+        if isinstance(v, str):
+            got = fn(v)
+            if got is None:
+                whole = False
+                got = None if (kind, f) in _OPTIONAL else ""
+            body[f] = got
     for f in lists:
-        for v in body.get(f) or ():
-            if isinstance(v, str) and v.startswith(SEALED_PREFIX):
-                yield v
+        values = body.get(f)
+        if isinstance(values, list):
+            kept = [fn(v) if isinstance(v, str) else v for v in values]
+            whole = whole and None not in kept
+            body[f] = [v for v in kept if v is not None]
     for f in dicts:
-        m = body.get(f)
-        if isinstance(m, dict):
-            for v in m.values():
-                if isinstance(v, str) and v.startswith(SEALED_PREFIX):
-                    yield v
+        mapping = body.get(f)
+        if isinstance(mapping, dict):
+            pairs = {k: fn(v) if isinstance(v, str) else v for k, v in mapping.items()}
+            whole = whole and None not in pairs.values()
+            body[f] = {k: v for k, v in pairs.items() if v is not None}
+    return whole
 
 
 def vault_from_settings(redis: Redis, settings: CommonSettings) -> Vault:
