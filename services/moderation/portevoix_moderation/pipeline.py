@@ -92,7 +92,6 @@ class ModerationPipeline:
         self._notifier = notifier
         self._history = history
         self._vault = vault
-        self._plain: dict[str, str | None] = {}  # sealed text -> opened, for notifications
 
     async def handle(self, batch: Sequence[Delivery]) -> None:
         # Personal fields arrive sealed (crypto-shredding): the text is opened in memory for
@@ -138,7 +137,7 @@ class ModerationPipeline:
             records[p.post_key] = rec  # a second version of the post in this batch sees it
             changes.append(Change(f"post:{p.event_id}", p.post_key, rec, fx, ev))
         applied = await self._store.apply(changes)
-        self._plain = await self._texts(changes)
+        plain = await self._texts(changes)
         await self._pub.publish_many(
             [Outgoing.of_event(EVENT_SUBJECTS["post.moderated"], e) for e in events]
         )
@@ -150,7 +149,7 @@ class ModerationPipeline:
             VERDICTS.labels(c.decision.verdict).inc()
             for f in c.decision.findings:
                 FINDINGS.labels(f.rule, f.principle, f.verdict).inc()
-            self._notify(c, c.decision.decision_id)
+            self._notify(c, plain, c.decision.decision_id)
 
     async def handle_human(self, batch: Sequence[Delivery]) -> None:
         """Reviews (approve / reject / take down) and appeals."""
@@ -178,7 +177,7 @@ class ModerationPipeline:
             records[ev.post_key] = rec
             changes.append(Change(f"{ev.type}:{ev.event_id}", ev.post_key, rec, fx))
         applied = await self._store.apply(changes)
-        self._plain = await self._texts(changes)
+        plain = await self._texts(changes)
         for (_, ev), c, new in zip(events, changes, applied, strict=True):
             if not new:
                 continue
@@ -186,11 +185,11 @@ class ModerationPipeline:
                 REVIEWS.labels(ev.outcome).inc()
                 for rule in c.effects.overturned:
                     OVERTURNS.labels(rule).inc()
-                self._notify(c, ev.review_id, moderator=ev.moderator, outcome=ev.outcome,
+                self._notify(c, plain, ev.review_id, moderator=ev.moderator, outcome=ev.outcome,
                              note=ev.note)  # fmt: skip
             else:
                 APPEALS.inc()
-                self._notify(c, ev.appeal_id, appeal=ev.message)
+                self._notify(c, plain, ev.appeal_id, appeal=ev.message)
 
     async def _texts(self, changes: Sequence[Change]) -> dict[str, str | None]:
         """Sealed texts of the records a notification may quote, opened (in memory only)."""
@@ -200,12 +199,16 @@ class ModerationPipeline:
             c.record.text for c in changes if c.record is not None and c.effects.notify
         )
 
-    def _notify(self, c: Change, delivery_id: str, **extra: str | None) -> None:
+    def _notify(
+        self, c: Change, plain: dict[str, str | None], delivery_id: str, **extra: str | None
+    ) -> None:
+        """`plain`: the batch's sealed texts opened (passed along, not kept on the pipeline: the
+        post and human consumers run concurrently on this one instance)."""
         if self._notifier is None or c.effects.notify is None or c.record is None:
             return
         rec = c.record
-        if rec.text is not None and rec.text in self._plain:
-            rec = replace(rec, text=self._plain[rec.text])
+        if rec.text is not None and rec.text in plain:
+            rec = replace(rec, text=plain[rec.text])
         self._notifier.offer(
             c.effects.notify, notification(c.effects.notify, rec, delivery_id=delivery_id,
                                            **extra)
