@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,7 +34,7 @@ def canonical_ledger(
     per-event form keeps the event's state and action, and the points are compared per
     (local day, action, state) instead."""
     tz = ZoneInfo(timezone)
-    caps = set(_capped_actions())
+    caps = _capped_actions()
     last: dict[str, tuple[str, str, float, str]] = {}
     reversals: list[tuple[str, str, float]] = []
     for e in entries:
@@ -56,10 +57,12 @@ def canonical_ledger(
     return {"final": final, "capped_per_day": per_day, "reversals": sorted(reversals)}
 
 
-def _capped_actions() -> list[str]:
+@cache
+def _capped_actions() -> frozenset[str]:
+    """The default table's capped actions, read once (not once per ledger compared)."""
     from portevoix_scoring.domain.table import default_table
 
-    return list(default_table().fair_play.daily_caps)
+    return frozenset(default_table().fair_play.daily_caps)
 
 
 class Expected:
