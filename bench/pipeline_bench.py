@@ -409,7 +409,7 @@ def main() -> None:
     }
     for name in SERVICES:
         results[f"rss_max_mb_{name}"] = round(rss.peak.get(name, 0.0), 1)
-    for name in ("ingest", "moderation", "scoring", "nats", "valkey"):
+    for name in ("ingest", "moderation", "scoring", "api", "nats", "valkey"):
         # CPU cost per 1,000 events: what a service needs, whatever else runs on the machine.
         used = cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0)
         results[f"cpu_ms_per_1k_events_{name}"] = round(1000 * used / e2e["events"] * 1000, 1)

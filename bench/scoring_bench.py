@@ -31,11 +31,11 @@ import orjson
 from portevoix.contracts.events import DOMAIN_EVENT
 from portevoix.runtime.delivery import Delivery
 from portevoix.runtime.embedded import EmbeddedNats, EmbeddedValkey, free_port
+from portevoix.runtime.gc_tuning import tune_gc
 from portevoix.runtime.redis import connect_redis
 from portevoix.runtime.streams import ensure_streams
 from portevoix_scoring.domain.scorer import Scorer
 from portevoix_scoring.domain.table import default_table
-from portevoix_scoring.gc_tuning import tune_gc
 from portevoix_scoring.pipeline import ScoringPipeline
 from portevoix_scoring.rebuild import Rebuild
 from portevoix_scoring.store import ScoreStore

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from portevoix import __version__
+from portevoix.runtime.gc_tuning import tune_gc
 from portevoix.runtime.logs import configure_logging
 from portevoix.runtime.metrics import SERVICE_UP
 from portevoix.runtime.publisher import EventPublisher
@@ -92,6 +93,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 settings.programme_metrics_max_age_s,
             )
             programme.start()
+        tune_gc()  # see portevoix.runtime.gc_tuning
         SERVICE_UP.labels("api").set(1)
         log.info("api ready", extra={"pv": {"port": settings.port, "version": __version__}})
         try:

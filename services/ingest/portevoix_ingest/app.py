@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import Sequence
 
 from portevoix.contracts.events import (
@@ -58,9 +57,8 @@ async def _ready() -> None:
     detect_language("Bonjour, warming up the language model.", settings.allowed_languages)
     await WebhookGateway(settings, publisher).subscribe(worker.broker.connection)
     _background.append(asyncio.create_task(_poll_parked()))
-    # Everything allocated so far lives as long as the process (modules, schemas, the language
-    # model's tables): keep it out of the collector's full passes, each ~25 ms otherwise.
-    gc.freeze()
+    # The worker freezes what is allocated by now (the language model's tables too) once it
+    # is ready: see portevoix.runtime.gc_tuning.
 
 
 async def handle_raw(batch: Sequence[Delivery]) -> None:

@@ -12,7 +12,6 @@ from portevoix.runtime.streams import EVENTS
 from portevoix.runtime.worker import BusWorker, require
 from portevoix_scoring.domain.scorer import Scorer
 from portevoix_scoring.domain.table import default_table, load_table
-from portevoix_scoring.gc_tuning import tune_gc
 from portevoix_scoring.pipeline import ScoringPipeline
 from portevoix_scoring.settings import ScoringSettings
 from portevoix_scoring.store import ScoreStore
@@ -40,7 +39,6 @@ pipeline: ScoringPipeline | None = None
 
 async def _ready() -> None:
     global pipeline
-    tune_gc()  # a process full of long-lived states: see gc_tuning
     configured = (
         load_table(Path(settings.points_table)) if settings.points_table else default_table()
     )

@@ -83,9 +83,9 @@ def rebuild(
     )
 
     from portevoix.contracts.readmodels import SCORING_GENERATION, SCORING_TABLES, gen_table_key
+    from portevoix.runtime.gc_tuning import tune_gc
     from portevoix.runtime.redis import connect_redis, text
     from portevoix_scoring.domain.table import PointsTableError, load_table
-    from portevoix_scoring.gc_tuning import tune_gc
     from portevoix_scoring.rebuild import Rebuild
     from portevoix_scoring.settings import ScoringSettings
 
