@@ -410,10 +410,9 @@ async def test_a_speculative_batch_on_a_refused_one_is_refused_and_recomputed(
     redis: Redis,
 ) -> None:
     # Batches of 2: batch k+1 is computed on the post state batch k will write (k's token as
-    # expected version) while k's script runs, and sent before k's answer is in. Another
-    # instance writes that post just before k is sent: k is refused (CONFLICT), and so must
-    # k+1 be — by the script, not by luck — then both are recomputed from Redis: nothing
-    # lost, nothing counted twice.
+    # expected version) while k's script runs. Another instance writes that post just before
+    # k is sent: k is refused (CONFLICT), and so must k+1 be — by the script, not by luck —
+    # then both are recomputed from Redis: nothing lost, nothing counted twice.
     events = workload(n_posts=6, seed=2, colleagues=False)
     store, table = await ScoreStore.open(redis, default_table())
     registrations = [e for e in events if isinstance(e, AmbassadorRegistered)]
@@ -430,11 +429,12 @@ async def test_a_speculative_batch_on_a_refused_one_is_refused_and_recomputed(
     class Interleaved(ScoringPipeline):
         injected = True  # armed below
 
-        async def _compute(self, chunk: Any) -> None:
-            await super()._compute(chunk)
-            if not self.injected:  # k computed, not sent yet
+        async def _read(self, *args: Any) -> Any:
+            chunk = await super()._read(*args)
+            if args[1] is not None and not self.injected:  # k+1 read, k not sent yet
                 self.injected = True
                 assert [o.result for o in await other.apply([like(0)])] == [APPLIED]
+            return chunk
 
     pipe = Interleaved(Scorer(table, TZ), logged, chunk=2)
     assert all(o.result == APPLIED for o in await pipe.apply([*registrations, post, verdict]))

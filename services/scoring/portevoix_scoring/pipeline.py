@@ -290,36 +290,31 @@ class ScoringPipeline:
         return out
 
     async def _run(self, events: Sequence[Scored], read_seen: bool = True) -> list[Outcome]:
-        """Script batches, pipelined. Batch k is computed while Valkey runs k-1's script — on
-        top of k-1's states, before k-1 is known to have committed (speculatively); then k+1's
-        read is sent, then k's script at once (Valkey queues it behind k-1's: it never waits
-        for Python between two scripts), and only then is k-1's answer awaited. k+1's read
-        goes out before k's script so that Valkey answers it as soon as k-1's script is done,
-        and k+1 is computed while k's script runs.
+        """Script batches, overlapped. For batch k: its states were read while batch k-1 was
+        computed; k-1's script is sent and k is computed while Valkey runs it — on top of
+        k-1's states, before k-1 is known to have committed (speculatively); then k+1's read
+        is sent (Valkey runs it after k-1's script) and k-1's answer awaited.
 
         Exactly once still holds: k takes the states k-1 writes with k-1's token as their
         expected version, so if k-1 is refused (CONFLICT, DUPLICATE, STALE) the script refuses
-        every step of k that used them, and they are recomputed (next attempt of `apply`). A
-        batch that shares no state with k-1 may be applied before k-1's refused steps are
-        recomputed: they commute (everything order-dependent goes through a guarded state).
-        Scripts and reads travel on pooled connections; if Valkey ever ran them out of order,
-        the versions refuse the early one — the versions, not the timing, decide. A batch
-        holding an erasure is read once everything before it is applied (its SCAN must see
-        their reaction markers)."""
+        every step of k that used them, and they are recomputed (next attempt of `apply`).
+        k is sent only once k-1's answer is in: scripts run in order, and the versions, not
+        the timing, decide. A batch holding an erasure is read once everything before it is
+        applied (its SCAN must see their reaction markers)."""
         outcomes: list[Outcome] = [Outcome(CONFLICT)] * len(events)
         plan = self._chunks(events)
-        prev: _Chunk | None = None  # computed last: its states feed the next batch
-        # Sent (or with nothing to send), answer not handled yet: at most two.
-        flying: list[tuple[_Chunk, asyncio.Task[tuple[int, list[int]]] | None]] = []
+        prev: _Chunk | None = None  # computed, not sent yet
         reading: asyncio.Task[_Chunk] | None = None
+        nxt: _Chunk | None = None
 
-        async def land(later: set[str]) -> None:
-            """Handle the oldest batch's answer; `later`: keys read by the batches after it."""
-            chunk, sending = flying.pop(0)
-            result = await sending if sending is not None else (APPLIED, [])
+        def done(chunk: _Chunk, result: tuple[int, list[int]], later: _Chunk | None) -> None:
             self._finish(chunk, result, later)
             for i, out in zip(chunk.positions, chunk.outcomes, strict=True):
                 outcomes[i] = out
+
+        async def settle(chunk: _Chunk) -> None:
+            result = await self.store.send(chunk.batch, chunk.payload) if chunk.payload else None
+            done(chunk, result or (APPLIED, []), None)
 
         try:
             for n, positions in enumerate(plan):
@@ -327,36 +322,29 @@ class ScoringPipeline:
                     chunk = await reading
                 else:
                     chunk = self._new_chunk([events[i] for i in positions], positions)
-                    if chunk.erasing:
-                        while flying:
-                            await land(set())
+                    if prev is not None and chunk.erasing:
+                        await settle(prev)
                         prev = None
                     await self._read(chunk, prev, read_seen)
                 reading = None
+                sending: asyncio.Task[tuple[int, list[int]]] | None = None
+                if prev is not None and prev.payload is not None:
+                    sending = asyncio.create_task(self.store.send(prev.batch, prev.payload))
+                    await asyncio.sleep(0)  # the script goes out before the CPU-bound compute
                 await self._compute(chunk)
+                nxt = None
                 if n + 1 < len(plan):
                     nxt = self._new_chunk([events[i] for i in plan[n + 1]], plan[n + 1])
                     if not nxt.erasing:
                         reading = asyncio.create_task(self._read(nxt, chunk, read_seen))
-                sending = None
-                if chunk.payload is not None:
-                    sending = asyncio.create_task(self.store.send(chunk.batch, chunk.payload))
-                flying.append((chunk, sending))
-                await asyncio.sleep(0)  # the read and the script go out before the next compute
+                if prev is not None:
+                    done(prev, await sending if sending is not None else (APPLIED, []), nxt)
                 prev = chunk
-                if len(flying) > 1:
-                    # Keys the batches after it read from Redis keep their own copies.
-                    await land(chunk.fetched | (nxt.fetched if reading is not None else set()))
-            while flying:
-                await land(set())
         finally:
-            # An error elsewhere: a read's states are dropped; a script still flying is left to
-            # land or not (its markers make the batch's redelivery count it once either way).
             if reading is not None and not reading.done():
-                reading.cancel()
-            for _, sending in flying:
-                if sending is not None and not sending.done():
-                    sending.cancel()
+                reading.cancel()  # an error elsewhere: its states are dropped, nothing else
+        if prev is not None:
+            await settle(prev)
         return outcomes
 
     async def _apply_once(self, events: Sequence[Scored]) -> list[Outcome]:
@@ -365,7 +353,7 @@ class ScoringPipeline:
         await self._read(chunk, None)
         await self._compute(chunk)
         done = await self.store.send(chunk.batch, chunk.payload) if chunk.payload else None
-        self._finish(chunk, done or (APPLIED, []), set())
+        self._finish(chunk, done or (APPLIED, []), None)
         return chunk.outcomes
 
     def _new_chunk(self, events: list[Scored], positions: list[int]) -> _Chunk:
@@ -509,13 +497,12 @@ class ScoringPipeline:
             chunk.react_after[rk] = react_versions[r]
         chunk.payload = batch.payload(token)
 
-    def _finish(self, chunk: _Chunk, result: tuple[int, list[int]], later: set[str]) -> None:
+    def _finish(self, chunk: _Chunk, result: tuple[int, list[int]], later: _Chunk | None) -> None:
         """Outcomes of the batch; if applied, what it wrote (and the next batches did not take
-        or read themselves: `later`, the keys they fetched) is kept in memory, at the version
-        Redis now holds."""
+        or read themselves: `later`) is kept in memory, at the version Redis now holds."""
         status, where = result
         if status == APPLIED:
-            fetched = later
+            fetched = later.fetched if later is not None else set()
             for key, (version, state) in chunk.handoff.items():
                 if key not in fetched:  # else a later batch holds its own copy
                     self._cache.keep(key, version, state)
