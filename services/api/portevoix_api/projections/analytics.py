@@ -1,5 +1,5 @@
-"""Analytics and idea-box projection, pure core: one domain event → one `Step` (a named Lua
-step with its keys and arguments) or nothing. No I/O here.
+"""Analytics and idea-box projection, pure core: one domain event → one `Step` (a named op of
+store.py's batch script, with its keys and arguments) or nothing. No I/O here.
 
 Idempotency is per event id: every step first adds the id to the seen-set of the event's local
 day and does nothing if it was already there, so a redelivered or re-published event counts once.
@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -56,16 +57,20 @@ class InvalidEvent(ValueError):
 
 @dataclass(frozen=True)
 class Step:
-    op: str  # name of the Lua step in store.py
+    op: str  # name of the op in store.py's batch script
     keys: list[str]
     args: list[str | int]
 
 
+# Both are pure and see the same few thousand values again and again (active ambassadors, the
+# programme's hashtags): remembered, a hit costs a tenth of a SHA-256 or of a normalisation.
+@lru_cache(maxsize=16_384)
 def person(ambassador_id: str) -> str:
     """The pseudonymous form of an ambassador id kept in counters (survives erasure harmlessly)."""
     return hashlib.sha256(b"pv-an:" + ambassador_id.encode()).hexdigest()[:20]
 
 
+@lru_cache(maxsize=4_096)
 def fold(tag: str) -> str:
     """A hashtag compared without '#', case or accents: '#Idées' → 'idees'."""
     decomposed = unicodedata.normalize("NFKD", tag.lstrip("#").casefold())
@@ -109,6 +114,21 @@ class AnalyticsPlanner:
         self.zone = zone
         self.idea_tags = {fold(t) for t in idea_hashtags}
         self.ttl_s = retention_days * 86_400
+        self._day_keys: dict[str, tuple[str, str, str, str]] = {}
+
+    def day_keys(self, day: str) -> tuple[str, str, str, str]:
+        """The seen-set, counters, active set and hashtags of a day: formatted once per day."""
+        keys = self._day_keys.get(day)
+        if keys is None:
+            if len(self._day_keys) >= 4_096:  # days are few; odd timestamps must not pile up
+                self._day_keys.clear()
+            keys = self._day_keys[day] = (
+                ANALYTICS_SEEN.format(day=day),
+                ANALYTICS_DAY.format(day=day),
+                ANALYTICS_ACTIVE.format(day=day),
+                ANALYTICS_TAGS.format(day=day),
+            )
+        return keys
 
     def is_idea(self, hashtags: Iterable[str]) -> bool:
         return any(fold(t) in self.idea_tags for t in hashtags)
@@ -117,7 +137,7 @@ class AnalyticsPlanner:
         kind = event.get("type")
         event_id = _field(event, "event_id")
         day = local_day(_field(event, "occurred_at"), self.zone)
-        seen = ANALYTICS_SEEN.format(day=day)
+        seen, day_key, active, day_tags = self.day_keys(day)
         head: list[str | int] = [event_id, self.ttl_s]
         if kind == "post.received":
             post_key = _field(event, "post_key")
@@ -129,9 +149,8 @@ class AnalyticsPlanner:
             return Step(
                 "post",
                 [seen, ANALYTICS_POST.format(post_key=post_key),
-                 ANALYTICS_AMBASSADOR.format(ambassador_id=ambassador_id),
-                 ANALYTICS_DAY.format(day=day), ANALYTICS_ACTIVE.format(day=day),
-                 ANALYTICS_TAGS.format(day=day), ANALYTICS_IDEAS,
+                 ANALYTICS_AMBASSADOR.format(ambassador_id=ambassador_id), day_key, active,
+                 day_tags, ANALYTICS_IDEAS,
                  ANALYTICS_AMBASSADOR_IDEAS.format(ambassador_id=ambassador_id),
                  ANALYTICS_REGISTERED, LAST_ACTIVE],
                 [*head, post_key, _field(event, "network"), str(event.get("kind") or "original"),
@@ -143,9 +162,8 @@ class AnalyticsPlanner:
             actor = event.get("actor_ambassador_id")
             return Step(
                 "engagement",
-                [seen, ANALYTICS_POST.format(post_key=post_key), ANALYTICS_DAY.format(day=day),
-                 ANALYTICS_ACTIVE.format(day=day), ANALYTICS_IDEAS, ANALYTICS_REGISTERED,
-                 LAST_ACTIVE],
+                [seen, ANALYTICS_POST.format(post_key=post_key), day_key, active,
+                 ANALYTICS_IDEAS, ANALYTICS_REGISTERED, LAST_ACTIVE],
                 [*head, post_key, _field(event, "engagement"), _field(event, "network"),
                  person(actor) if isinstance(actor, str) and actor else "", day],
             )  # fmt: skip
@@ -157,16 +175,14 @@ class AnalyticsPlanner:
             worst = worst_per_principle(event.get("findings") or [])
             return Step(
                 "moderated",
-                [seen, ANALYTICS_POST.format(post_key=post_key), ANALYTICS_DAY.format(day=day),
-                 ANALYTICS_IDEAS],
+                [seen, ANALYTICS_POST.format(post_key=post_key), day_key, ANALYTICS_IDEAS],
                 [*head, post_key, verdict, *(f"{p}:{v}" for p, v in sorted(worst.items()))],
             )  # fmt: skip
         if kind == "post.reviewed":
             post_key = _field(event, "post_key")
             return Step(
                 "reviewed",
-                [seen, ANALYTICS_POST.format(post_key=post_key), ANALYTICS_DAY.format(day=day),
-                 ANALYTICS_IDEAS],
+                [seen, ANALYTICS_POST.format(post_key=post_key), day_key, ANALYTICS_IDEAS],
                 [*head, post_key, _field(event, "outcome")],
             )  # fmt: skip
         if kind == "ambassador.registered":

@@ -1,16 +1,18 @@
 """The analytics projector: a durable JetStream pull consumer (`api-analytics` on `PV_EVENTS`) run
 as a task of the API process (started and stopped by the lifespan).
 
-Why here and with plain nats-py rather than a `BusWorker`: the projection is small, read only by
-this API, and a BusWorker is a whole FastStream application (its own broker connection, metrics
-server and lifecycle) that would have to be nested inside FastAPI's. One loop over the API's own
-NATS connection is simpler and keeps "deploy the API" = "deploy its read models". Several API
-replicas share the durable consumer (JetStream spreads the batches); each step is idempotent per
-event id, so redeliveries and replicas never double count.
+Why here rather than a `BusWorker`: the projection is small, read only by this API, and a
+BusWorker is a whole FastStream application (its own broker connection, metrics server and
+lifecycle) that would have to be nested inside FastAPI's. One loop over the API's own NATS
+connection is simpler and keeps "deploy the API" = "deploy its read models". It still pulls with
+the bus runtime's `PullBatches` (partial batches at once, prefetch while backlogged; nats-py's
+`fetch` spends a task and a timer per message) and acks a batch in one write (`ack_all`).
+Several API replicas share the durable consumer (JetStream spreads the batches); each step is
+idempotent per event id, so redeliveries and replicas never double count.
 
-A batch is applied in stream order in one Redis round trip, then acked; if Redis fails, the batch
-is nak'ed with a growing delay (bounded by `max_deliver`). An event the projection cannot use is
-terminated (counted, logged by id), never retried forever.
+A batch is applied in stream order in one Redis script call, then acked; if Redis fails, the
+batch is nak'ed with a growing delay (bounded by `max_deliver`). An event the projection cannot
+use is terminated (counted, logged by stream sequence), never retried forever.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from zoneinfo import ZoneInfo
 import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from portevoix.runtime.delivery import ack_all, reply_fields
 from portevoix.runtime.streams import EVENTS, durable_consumer
+from portevoix.runtime.worker import PullBatches
 from portevoix_api.background import stop_task
 from portevoix_api.projections.analytics import SUBJECTS, AnalyticsPlanner, InvalidEvent, Step
 from portevoix_api.projections.store import AnalyticsStore
@@ -55,7 +57,7 @@ class AnalyticsProjector:
         )
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._pulls: PullBatches | None = None
         self.last_stream_seq = 0
 
     async def start(self) -> None:
@@ -75,8 +77,8 @@ class AnalyticsProjector:
                 log.warning("projection consumer not ready", extra={"pv": {"error": repr(exc)}})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-        if self._sub is not None:
-            await self._run(self._sub)
+        if self._pulls is not None:
+            await self._run(self._pulls)
 
     async def _bind(self) -> None:
         js = self.nc.jetstream()
@@ -92,22 +94,24 @@ class AnalyticsProjector:
                 await js.add_consumer(EVENTS.name, config)  # same name: an update
         except NotFoundError:
             await js.add_consumer(EVENTS.name, config)
-        self._sub = await js.pull_subscribe_bind(DURABLE, stream=EVENTS.name)
+        pulls = PullBatches(self.nc, EVENTS.name, DURABLE)
+        await pulls.start()
+        self._pulls = pulls
 
     async def stop(self) -> None:
         await stop_task(self._task, self._stopping, grace_s=3.0)
-        if self._sub is not None:
-            # Gone from the connection, so its drain does not wait on a fetch reply that arrived
-            # after the cancel (unread, it would hold the drain until its timeout).
+        if self._pulls is not None:
+            # Unsubscribes (a late pull reply does not hold the connection's drain) and naks
+            # what was prefetched, so another replica gets it now rather than after ack_wait.
             with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+                await self._pulls.stop()
 
-    async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
-        batch = self.settings.batch_size
+    async def _run(self, pulls: PullBatches) -> None:
+        batch, idle_s = self.settings.batch_size, self.settings.idle_poll_s
         while not self._stopping.is_set():
             try:
-                msgs: list[Msg] = await sub.fetch(batch, timeout=1.0)
-            except (TimeoutError, NatsTimeoutError):
+                msgs = await pulls.fetch(batch, idle_s)
+            except TimeoutError:
                 continue
             except asyncio.CancelledError:
                 raise
@@ -124,37 +128,58 @@ class AnalyticsProjector:
                 await asyncio.sleep(1.0)
 
     async def handle(self, msgs: list[Msg]) -> None:
+        plan = self.planner.plan
         steps: list[Step] = []
         carriers: list[Msg] = []
+        ignored: list[Msg] = []
+        invalid = 0
         for msg in msgs:
             try:
-                step = self.planner.plan(orjson.loads(msg.data))
+                step = plan(orjson.loads(msg.data))
             except (orjson.JSONDecodeError, InvalidEvent, AttributeError) as exc:
-                PROJECTED.labels("invalid").inc()
+                invalid += 1
                 log.warning(
                     "event not projectable",
-                    extra={"pv": {"seq": msg.metadata.sequence.stream, "error": str(exc)[:200]}},
+                    extra={"pv": {"seq": _delivery(msg)[0], "error": str(exc)[:200]}},
                 )
                 await msg.term()
                 continue
             if step is None:
-                PROJECTED.labels("ignored").inc()
-                await msg.ack()
-                continue
-            steps.append(step)
-            carriers.append(msg)
+                ignored.append(msg)
+            else:
+                steps.append(step)
+                carriers.append(msg)
+        _count("invalid", invalid)
+        _count("ignored", len(ignored))
+        await ack_all(ignored)
         try:
             outcomes = await self.store.apply(steps)
         except RedisError as exc:
-            PROJECTED.labels("retried").inc(len(carriers))
+            _count("retried", len(carriers))
             log.warning("projection write failed", extra={"pv": {"error": type(exc).__name__}})
+            base = self.settings.retry_base_delay_s
             for msg in carriers:
-                attempt = msg.metadata.num_delivered
-                await msg.nak(
-                    delay=min(30.0, self.settings.retry_base_delay_s * 2 ** (attempt - 1))
-                )
+                attempt = _delivery(msg)[1]
+                await msg.nak(delay=min(30.0, base * 2 ** (attempt - 1)))
             return
-        for msg, outcome in zip(carriers, outcomes, strict=True):
-            PROJECTED.labels("applied" if outcome == 1 else "duplicate").inc()
-            await msg.ack()
-            self.last_stream_seq = max(self.last_stream_seq, msg.metadata.sequence.stream)
+        await ack_all(carriers)
+        applied = outcomes.count(1)
+        _count("applied", applied)
+        _count("duplicate", len(outcomes) - applied)
+        if carriers:  # redeliveries come back among later messages: the highest, not the last
+            self.last_stream_seq = max(self.last_stream_seq, *(_delivery(m)[0] for m in carriers))
+
+
+def _delivery(msg: Msg) -> tuple[int, int]:
+    """(stream sequence, delivery count) off the reply subject; nats-py's metadata otherwise."""
+    fields = reply_fields(msg.reply)
+    if fields is not None:
+        return fields[0], fields[1]
+    md = msg.metadata
+    return md.sequence.stream, md.num_delivered
+
+
+def _count(outcome: str, n: int) -> None:
+    """Per batch: one increment by n, not n increments (a series appears once it counts)."""
+    if n:
+        PROJECTED.labels(outcome).inc(n)
