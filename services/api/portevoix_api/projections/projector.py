@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -39,6 +40,8 @@ from portevoix_api.projections.store import AnalyticsStore
 from portevoix_api.settings import ApiSettings
 
 DURABLE = "api-analytics"
+CATCH_UP_BATCH = 200
+CATCH_UP_REST_MAX_S = 0.05
 log = logging.getLogger("portevoix.api.projection")
 PROJECTED = Counter(
     "pv_api_projection_events_total",
@@ -107,7 +110,9 @@ class AnalyticsProjector:
                 await self._pulls.stop()
 
     async def _run(self, pulls: PullBatches) -> None:
-        batch, idle_s = self.settings.batch_size, self.settings.idle_poll_s
+        # Smaller batches than the workers': the projection shares its event loop with the
+        # API's requests, and a batch is one slice of loop time.
+        batch, idle_s = min(self.settings.batch_size, CATCH_UP_BATCH), self.settings.idle_poll_s
         while not self._stopping.is_set():
             try:
                 msgs = await pulls.fetch(batch, idle_s)
@@ -119,6 +124,7 @@ class AnalyticsProjector:
                 log.warning("fetch failed", extra={"pv": {"error": type(exc).__name__}})
                 await asyncio.sleep(1.0)
                 continue
+            started = time.perf_counter()
             try:
                 await self.handle(msgs)
             except asyncio.CancelledError:
@@ -126,6 +132,12 @@ class AnalyticsProjector:
             except Exception as exc:  # e.g. acks while NATS reconnects: redelivered later
                 log.warning("batch failed", extra={"pv": {"error": type(exc).__name__}})
                 await asyncio.sleep(1.0)
+                continue
+            if len(msgs) >= batch:
+                # Catching up on a backlog: rest as long as the batch took, so requests get at
+                # least half of the loop (measured: score p99 215 ms while catching up at full
+                # speed, against a few ms idle); the projection still runs at ~15k events/s.
+                await asyncio.sleep(min(CATCH_UP_REST_MAX_S, time.perf_counter() - started))
 
     async def handle(self, msgs: list[Msg]) -> None:
         plan = self.planner.plan
