@@ -101,7 +101,7 @@ def reply_fields(reply: str | None) -> tuple[int, int, float] | None:
     return None
 
 
-def _ack_fields(raw: Msg) -> tuple[int, int, float]:
+def ack_fields(raw: Msg) -> tuple[int, int, float]:
     """`reply_fields` of a delivery; nats-py's own reading for anything unusual."""
     fields = reply_fields(raw.reply)
     if fields is not None:
@@ -112,7 +112,7 @@ def _ack_fields(raw: Msg) -> tuple[int, int, float]:
 
 
 def _decode(raw: Msg) -> Delivery:
-    stream_seq, attempt, published_at = _ack_fields(raw)
+    stream_seq, attempt, published_at = ack_fields(raw)
     headers = raw.headers
     d = Delivery(
         raw=raw,

@@ -14,7 +14,7 @@ from nats.aio.msg import Msg
 from nats.errors import BadSubjectError
 from nats.js.api import StorageType
 
-from portevoix.runtime.delivery import BatchProcessor, Delivery, Ticket, _ack_fields, ack_all
+from portevoix.runtime.delivery import BatchProcessor, Delivery, Ticket, ack_all, ack_fields
 from portevoix.runtime.publisher import EventPublisher, Outgoing, PublishError, read_headers
 from portevoix.runtime.streams import DLQ, EVENTS, RAW, STREAMS, durable_consumer, ensure_streams
 from portevoix.runtime.worker import PullBatches, PullError, ensure_consumer, pull_loop
@@ -184,18 +184,18 @@ async def test_publisher_headers_concurrent_batches_and_refusals(nc: NatsClient)
         await pub.publish_many([Outgoing("pv.raw v1", "x", b"{}")])
 
 
-def test_ack_fields_read_both_reply_subject_layouts() -> None:
+def testack_fields_read_both_reply_subject_layouts() -> None:
     v1 = Msg(_client=None, subject="s", reply="$JS.ACK.S.C.3.42.7.1700000000123456789.0")  # type: ignore[arg-type]
     v2 = Msg(
         _client=None,  # type: ignore[arg-type]
         subject="s",
         reply="$JS.ACK.dom.ACCHASH.S.C.2.43.8.1700000000500000000.5.rnd",
     )
-    assert _ack_fields(v1) == (42, 3, 1700000000.1234567)
-    assert _ack_fields(v2) == (43, 2, 1700000000.5)
+    assert ack_fields(v1) == (42, 3, 1700000000.1234567)
+    assert ack_fields(v2) == (43, 2, 1700000000.5)
     for m in (v1, v2):  # the same as nats-py's own reading
         md = m.metadata
-        seq, attempt, at = _ack_fields(m)
+        seq, attempt, at = ack_fields(m)
         assert (seq, attempt) == (md.sequence.stream, md.num_delivered)
         assert md.timestamp is not None and abs(at - md.timestamp.timestamp()) < 1e-6
 
@@ -222,7 +222,7 @@ async def test_pull_batches_full_partial_idle_and_prefetched(nc: NatsClient) -> 
     for expected in (10, 10, 5):  # full, full (prefetched while the first was handled), partial
         batch = await pulls.fetch(10, 5.0)
         assert len(batch) == expected
-        got += [_ack_fields(m)[0] for m in batch]
+        got += [ack_fields(m)[0] for m in batch]
         await ack_all(batch)
     assert got == list(range(1, 26))  # in order, none twice
     assert time.monotonic() - started < 2  # a partial batch does not wait for the poll
@@ -252,8 +252,8 @@ async def test_pull_batches_stop_hands_buffered_messages_back(nc: NatsClient) ->
     await pulls.stop()  # the prefetched four are nak'ed, not left to the ack wait (30 s)
     again = await _pulls(nc, "pc")
     rest = await again.fetch(10, 2.0)
-    assert sorted(_ack_fields(m)[0] for m in rest) == [5, 6, 7, 8]
-    assert all(_ack_fields(m)[1] == 2 for m in rest)  # redelivered at once
+    assert sorted(ack_fields(m)[0] for m in rest) == [5, 6, 7, 8]
+    assert all(ack_fields(m)[1] == 2 for m in rest)  # redelivered at once
     await ack_all(rest)
     await again.stop()
 

@@ -77,6 +77,17 @@ def fold(tag: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+@lru_cache(maxsize=4_096)
+def day_keys(day: str) -> tuple[str, str, str, str]:
+    """The seen-set, counters, active set and hashtags of a local day: formatted once per day."""
+    return (
+        ANALYTICS_SEEN.format(day=day),
+        ANALYTICS_DAY.format(day=day),
+        ANALYTICS_ACTIVE.format(day=day),
+        ANALYTICS_TAGS.format(day=day),
+    )
+
+
 def local_day(occurred_at: str, zone: ZoneInfo) -> str:
     try:
         at = datetime.fromisoformat(occurred_at)
@@ -114,21 +125,6 @@ class AnalyticsPlanner:
         self.zone = zone
         self.idea_tags = {fold(t) for t in idea_hashtags}
         self.ttl_s = retention_days * 86_400
-        self._day_keys: dict[str, tuple[str, str, str, str]] = {}
-
-    def day_keys(self, day: str) -> tuple[str, str, str, str]:
-        """The seen-set, counters, active set and hashtags of a day: formatted once per day."""
-        keys = self._day_keys.get(day)
-        if keys is None:
-            if len(self._day_keys) >= 4_096:  # days are few; odd timestamps must not pile up
-                self._day_keys.clear()
-            keys = self._day_keys[day] = (
-                ANALYTICS_SEEN.format(day=day),
-                ANALYTICS_DAY.format(day=day),
-                ANALYTICS_ACTIVE.format(day=day),
-                ANALYTICS_TAGS.format(day=day),
-            )
-        return keys
 
     def is_idea(self, hashtags: Iterable[str]) -> bool:
         return any(fold(t) in self.idea_tags for t in hashtags)
@@ -137,7 +133,7 @@ class AnalyticsPlanner:
         kind = event.get("type")
         event_id = _field(event, "event_id")
         day = local_day(_field(event, "occurred_at"), self.zone)
-        seen, day_key, active, day_tags = self.day_keys(day)
+        seen, day_key, active, day_tags = day_keys(day)
         head: list[str | int] = [event_id, self.ttl_s]
         if kind == "post.received":
             post_key = _field(event, "post_key")

@@ -31,7 +31,7 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from portevoix.runtime.delivery import ack_all, reply_fields
+from portevoix.runtime.delivery import ack_all, ack_fields
 from portevoix.runtime.streams import EVENTS, durable_consumer
 from portevoix.runtime.worker import PullBatches
 from portevoix_api.background import stop_task
@@ -152,7 +152,7 @@ class AnalyticsProjector:
                 invalid += 1
                 log.warning(
                     "event not projectable",
-                    extra={"pv": {"seq": _delivery(msg)[0], "error": str(exc)[:200]}},
+                    extra={"pv": {"seq": ack_fields(msg)[0], "error": str(exc)[:200]}},
                 )
                 await msg.term()
                 continue
@@ -171,7 +171,7 @@ class AnalyticsProjector:
             log.warning("projection write failed", extra={"pv": {"error": type(exc).__name__}})
             base = self.settings.retry_base_delay_s
             for msg in carriers:
-                attempt = _delivery(msg)[1]
+                attempt = ack_fields(msg)[1]
                 await msg.nak(delay=min(30.0, base * 2 ** (attempt - 1)))
             return
         await ack_all(carriers)
@@ -179,16 +179,7 @@ class AnalyticsProjector:
         _count("applied", applied)
         _count("duplicate", len(outcomes) - applied)
         if carriers:  # redeliveries come back among later messages: the highest, not the last
-            self.last_stream_seq = max(self.last_stream_seq, *(_delivery(m)[0] for m in carriers))
-
-
-def _delivery(msg: Msg) -> tuple[int, int]:
-    """(stream sequence, delivery count) off the reply subject; nats-py's metadata otherwise."""
-    fields = reply_fields(msg.reply)
-    if fields is not None:
-        return fields[0], fields[1]
-    md = msg.metadata
-    return md.sequence.stream, md.num_delivered
+            self.last_stream_seq = max(self.last_stream_seq, *(ack_fields(m)[0] for m in carriers))
 
 
 def _count(outcome: str, n: int) -> None:
