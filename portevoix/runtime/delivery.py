@@ -6,7 +6,8 @@ A service handler receives the decoded deliveries of one pull and may mark any o
 - `retry(reason)`: transient (a dependency is down) → `nak(delay)` with exponential backoff; once
   `max_deliver` is reached the message is dead-lettered instead of looping forever.
 Unmarked deliveries are acked. If the handler raises, every unmarked delivery is retried; the
-same if a handler's `publish_later` batch is refused (its PubAcks are awaited before any ack).
+same if a handler's effects left pending (`publish_later` PubAcks, a `confirm_later` script in
+flight) fail: they are awaited before any ack.
 Acks happen only after the handler's effects (Redis writes, publishes) are durable; handlers are
 idempotent, so a crash between the two yields a harmless redelivery, never a loss.
 """
@@ -27,10 +28,10 @@ from nats.aio.msg import Msg
 from portevoix.contracts.deadletter import DeadLetter
 from portevoix.runtime.metrics import BUS_BATCH_SECONDS, BUS_BATCH_SIZE, BUS_MESSAGES, DEAD_LETTERS
 from portevoix.runtime.publisher import (
-    PUBLISHED_LATER,
-    Confirmation,
+    UNCONFIRMED,
     EventPublisher,
     Outgoing,
+    Pending,
     can_write_directly,
     flush_soon,
     write_commands,
@@ -76,12 +77,12 @@ class Ticket:
     deliveries: list[Delivery]
     started: float
     todo: list[Delivery] = field(default_factory=list)
-    later: list[Confirmation] = field(default_factory=list)
+    later: list[Pending] = field(default_factory=list)
     failed: bool = False
 
     @property
     def unconfirmed(self) -> bool:
-        """PubAcks of its `publish_later` batches not yet awaited."""
+        """Pending effects (`publish_later` PubAcks, `confirm_later`) not yet awaited."""
         return bool(self.later) and not self.failed
 
 
@@ -180,8 +181,8 @@ class BatchProcessor:
             if d.outcome == "ok":
                 d.retry(f"{type(exc).__name__}: {exc}")
 
-    async def _run(self, todo: list[Delivery], later: list[Confirmation]) -> bool:
-        token = PUBLISHED_LATER.set(later)
+    async def _run(self, todo: list[Delivery], later: list[Pending]) -> bool:
+        token = UNCONFIRMED.set(later)
         try:
             await self._handler(todo)
             return True
@@ -192,10 +193,10 @@ class BatchProcessor:
             self._failed(todo, exc)
             return False
         finally:
-            PUBLISHED_LATER.reset(token)
+            UNCONFIRMED.reset(token)
 
-    async def _confirm(self, todo: list[Delivery], later: list[Confirmation]) -> bool:
-        """The handler's `publish_later` PubAcks: a refusal fails the batch like an exception."""
+    async def _confirm(self, todo: list[Delivery], later: list[Pending]) -> bool:
+        """The handler's pending effects: a failure fails the batch like an exception."""
         try:
             for c in later:
                 await c.result()
@@ -216,7 +217,7 @@ class BatchProcessor:
 
     async def begin(self, raws: Sequence[Msg]) -> Ticket:
         """Decode and handle a batch; `finish` confirms and settles it. Between the two the
-        batch's `publish_later` PubAcks may still be on their way (`Ticket.unconfirmed`)."""
+        batch's pending effects may still be on their way (`Ticket.unconfirmed`)."""
         ticket = Ticket([_decode(r) for r in raws], time.perf_counter())
         ticket.todo = [d for d in ticket.deliveries if d.outcome == "ok"]
         if ticket.todo:
@@ -232,7 +233,7 @@ class BatchProcessor:
             # (handlers are idempotent, so whatever the failed batch half-did is harmless).
             for d in todo:
                 d.outcome, d.reason = "ok", ""
-                later: list[Confirmation] = []
+                later: list[Pending] = []
                 if await self._run([d], later):
                     await self._confirm([d], later)
         await self._settle(ticket.deliveries)

@@ -16,7 +16,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from nats.aio.client import Client as NatsClient
@@ -257,12 +257,30 @@ class Confirmation:
         self._pub._batches.pop(self._id, None)
 
 
-# Set by BatchProcessor while a handler runs: `publish_later` leaves its confirmations here, for
-# the processor to await before it acks the batch (in the worker's loop, while the next batch is
-# being handled: the PubAck round trip no longer stalls the process).
-PUBLISHED_LATER: ContextVar[list[Confirmation] | None] = ContextVar(
-    "pv_published_later", default=None
-)
+class Pending(Protocol):
+    """Effects of a handled batch still on their way (PubAcks, a Redis script in flight):
+    `result()` returns once they are durable, or raises; `forget()` stops tracking them."""
+
+    async def result(self) -> object: ...
+
+    def forget(self) -> None: ...
+
+
+# Set by BatchProcessor while a handler runs: `publish_later` (or a handler, `confirm_later`)
+# leaves its pending effects here, for the processor to await before it acks the batch (in the
+# worker's loop, while the next batch is being handled: the round trip no longer stalls the
+# process).
+UNCONFIRMED: ContextVar[list[Pending] | None] = ContextVar("pv_unconfirmed", default=None)
+
+
+def confirm_later(pending: Pending) -> bool:
+    """Have the BatchProcessor running this handler await `pending` before it acks the batch.
+    False outside one (the caller must await its effects itself)."""
+    later = UNCONFIRMED.get()
+    if later is None:
+        return False
+    later.append(pending)
+    return True
 
 
 class EventPublisher:
@@ -297,7 +315,7 @@ class EventPublisher:
         before it acks the batch, instead of here: the input is still never acked before they
         arrive, and a refusal retries the batch like a handler error. Elsewhere, the same as
         publish_many. For handlers with nothing left to do after their publish."""
-        later = PUBLISHED_LATER.get()
+        later = UNCONFIRMED.get()
         if not messages:
             return
         if later is None or not can_write_directly(self._nc):

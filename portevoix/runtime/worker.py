@@ -254,9 +254,10 @@ async def pull_loop(
     """Fetch → process → settle, until `stopping()`; a batch in hand is always settled.
 
     Each full batch doubles the next pull up to `backlog_batch_size`; a partial one brings it
-    back to `batch_size`. While the stream is backlogged, a batch whose handler published with
-    `publish_later` is settled after the next batch was handled: its PubAcks arrive meanwhile
-    instead of stalling the loop. Its input is still acked only once they are in, and before
+    back to `batch_size`. While the stream is backlogged, a batch whose handler left effects
+    pending (`publish_later` PubAcks, a `confirm_later` script) is settled after the next batch
+    was handled: they complete meanwhile instead of stalling the loop. Its input is still acked
+    only once they are in, and before
     waiting for new messages the loop settles what it holds.
     """
     most = max(batch_size, backlog_batch_size)

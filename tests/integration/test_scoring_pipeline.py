@@ -35,11 +35,14 @@ from portevoix.contracts.readmodels import (
     team_board_key,
     teams_board_key,
 )
+from portevoix.runtime.delivery import Delivery
+from portevoix.runtime.publisher import UNCONFIRMED, Pending
 from portevoix.runtime.streams import ensure_streams
 from portevoix_scoring.domain.projection import Projection
 from portevoix_scoring.domain.scorer import Scored, Scorer
 from portevoix_scoring.domain.table import default_table, load_table
-from portevoix_scoring.pipeline import ScoringPipeline
+from portevoix_scoring.metrics import EVENTS_SCORED
+from portevoix_scoring.pipeline import ScoringPipeline, ScoringRefused
 from portevoix_scoring.rebuild import Rebuild
 from portevoix_scoring.store import APPLIED, CONFLICT, DUPLICATE, ScoreStore
 
@@ -234,8 +237,9 @@ async def test_concurrent_instances_never_double_count_or_lose(redis: Redis) -> 
     assert await board(redis, store.gen) == proj.boards["all"]
 
 
+@pytest.mark.parametrize("via_bus", [False, True], ids=["apply", "bus"])
 async def test_rebuild_swaps_generations_while_live_writes_go_on(
-    redis: Redis, nc: NatsClient, nats_server: object
+    redis: Redis, nc: NatsClient, nats_server: object, via_bus: bool
 ) -> None:
     js = nc.jetstream()
     await ensure_streams(js)
@@ -271,7 +275,10 @@ async def test_rebuild_swaps_generations_while_live_writes_go_on(
         for k in range(0, len(rest), 10):
             chunk = rest[k : k + 10]
             await publish(chunk)
-            await live.apply(chunk)
+            if via_bus:  # each pull's last batch left in flight, redelivered if refused
+                await _delivered_until_acked(live, chunk)
+            else:
+                await live.apply(chunk)
             await asyncio.sleep(0.005)
 
     report, _ = await asyncio.gather(rebuild.run(), live_traffic())
@@ -452,3 +459,138 @@ async def test_a_speculative_batch_on_a_refused_one_is_refused_and_recomputed(
     assert sorted(orjson.loads(x)["event_id"] for x in raw if b"like-" in x) == [
         f"like-{i}" for i in range(5)
     ]
+
+
+class _Raw:
+    """Stands for a delivery's NATS message: the pipeline never touches it."""
+
+
+def _deliveries(events: list[Scored], attempt: int = 1, first_seq: int = 0) -> list[Delivery]:
+    return [
+        Delivery(raw=_Raw(), subject=subject_for(e), data=b"", stream_seq=first_seq + i,  # type: ignore[arg-type]
+                 attempt=attempt, msg_id=e.event_id, body=e.model_dump(mode="json"))
+        for i, e in enumerate(events)
+    ]  # fmt: skip
+
+
+async def _handle_as_the_bus_does(pipe: ScoringPipeline, pull: list[Delivery]) -> list[Pending]:
+    """The BatchProcessor's contract: the handler runs with UNCONFIRMED set; what it leaves
+    there is awaited before the pull is acked (here: by the caller, after the next pull was
+    handled, as the worker's loop does while the stream is backlogged)."""
+    later: list[Pending] = []
+    token = UNCONFIRMED.set(later)
+    try:
+        await pipe.handle(pull)
+    finally:
+        UNCONFIRMED.reset(token)
+    return later
+
+
+async def _delivered_until_acked(pipe: ScoringPipeline, events: list[Scored]) -> None:
+    """Deliver a pull as the bus does until every delivery would be acked: a delivery marked
+    for retry, or a refused confirmation (the whole pull), is redelivered."""
+    for attempt in range(1, 30):
+        pull = _deliveries(events, attempt=attempt)
+        try:
+            for c in await _handle_as_the_bus_does(pipe, pull):
+                await c.result()
+        except ScoringRefused:
+            continue
+        events = [e for e, d in zip(events, pull, strict=True) if d.outcome == "retry"]
+        if not events:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"still refused after 30 deliveries: {[e.event_id for e in events]}")
+
+
+@pytest.mark.parametrize("erased", [(), ("a3", "a5")], ids=["", "with-erasures"])
+async def test_a_pull_left_in_flight_is_built_on_by_the_next_and_confirmed_before_acks(
+    redis: Redis, erased: tuple[str, ...]
+) -> None:
+    # Under the bus runtime each pull's last script batch is left in flight: the next pull is
+    # read and computed on top of it, and the runtime awaits it before acking. Results must be
+    # those of the sequential computation, and no metric counted before its script answered.
+    events = with_erasures(workload(), *erased)
+    store, table = await ScoreStore.open(redis, default_table())
+    pipe = ScoringPipeline(Scorer(table, TZ), store, chunk=4)
+    rnd = random.Random(11)
+    held: list[Pending] = []
+    i = 0
+    applied_before = EVENTS_SCORED.labels("applied")._value.get()
+    while i < len(events):
+        n = rnd.randint(1, 40)
+        pull = _deliveries(events[i : i + n], first_seq=i)
+        later = await _handle_as_the_bus_does(pipe, pull)
+        assert len(later) == 1 and pipe._tail is not None  # the last batch is in flight
+        assert all(d.outcome == "ok" for d in pull)
+        for c in held:  # the previous pull's: settled after this one was handled
+            await c.result()
+        held = later
+        i += n
+    counted = EVENTS_SCORED.labels("applied")._value.get() - applied_before
+    assert counted < len(events)  # the last pull's tail is not counted yet
+    for c in held:
+        await c.result()
+    assert EVENTS_SCORED.labels("applied")._value.get() - applied_before == len(events)
+    proj = expected(events)
+    for period, want in proj.boards.items():
+        assert await board(redis, store.gen, period) == {k: v for k, v in want.items() if v}
+    for period, want in proj.teams.items():
+        assert await zmap(redis, teams_board_key(store.gen, period)) == {
+            k: v for k, v in want.items() if v
+        }
+    for aid in erased:
+        await assert_erased(redis, store.gen, aid)
+    # Outside the bus runtime nothing is left in flight: the tail is answered by the next call.
+    assert [o.provisional for o in await pipe.apply(events[:3])] == [False] * 3
+    assert pipe._tail is None
+
+
+async def test_a_refused_tail_fails_its_pull_which_redelivery_applies_exactly_once(
+    redis: Redis,
+) -> None:
+    # A pull's last batch (likes on post B) holds an event another instance applied meanwhile:
+    # first deliveries do not read their markers, so the script refuses that batch after the
+    # handler returned, while the pull's first batch (likes on post A, another author) applied.
+    # The confirmation must raise (the runtime then redelivers the whole pull), the next pull
+    # — computed on the refused batch's states — must be refused by the script and recomputed,
+    # and the redelivered pull applied exactly once.
+    events = workload(n_posts=8, seed=2, colleagues=False)
+    store, table = await ScoreStore.open(redis, default_table())
+    setup = [e for e in events if not isinstance(e, EngagementReceived)]
+    posts = [e for e in setup if isinstance(e, PostReceived)]
+    a = posts[0]
+    b = next(p for p in posts if p.ambassador_id != a.ambassador_id)
+    setup += [_allowed(p).model_copy(update={"event_id": f"d-{p.post_id}"}) for p in (a, b)]
+
+    def like(post: PostReceived, i: int) -> EngagementReceived:
+        return _like(post, i).model_copy(update={"event_id": f"like-{post.post_id}-{i}"})
+
+    first = [*(like(a, i) for i in range(4)), *(like(b, i) for i in range(4))]
+    second = [like(b, i) for i in range(4, 8)]
+    logged = _LoggedStore(redis, store.gen)
+    logged.sent = []
+    pipe = ScoringPipeline(Scorer(table, TZ), logged, chunk=4)
+    other = ScoringPipeline(Scorer(table, TZ), ScoreStore(redis, store.gen))
+    assert all(o.result == APPLIED for o in await pipe.apply(setup))
+    assert [o.result for o in await other.apply([first[6]])] == [APPLIED]
+    logged.sent.clear()
+    later = await _handle_as_the_bus_does(pipe, _deliveries(first))
+    assert len(later) == 1  # batch [A×4] applied; batch [B×4] left in flight
+    after = await _handle_as_the_bus_does(pipe, _deliveries(second))
+    with pytest.raises(ScoringRefused):
+        await later[0].result()
+    for c in after:
+        await c.result()  # the next pull was recomputed on Redis's states and applied
+    # [A×4] applied, [B×4] refused (a duplicate), the next pull's batch refused (computed on
+    # [B×4]'s unwritten states), then recomputed and applied.
+    assert logged.sent == [APPLIED, DUPLICATE, CONFLICT, APPLIED]
+    # The runtime retries the failed pull: a redelivery (markers read) applies the rest once.
+    for c in await _handle_as_the_bus_does(pipe, _deliveries(first, attempt=2)):
+        await c.result()
+    want = expected([*setup, *first, *second])
+    assert await board(redis, store.gen) == {k: v for k, v in want.boards["all"].items() if v}
+    for author, n in ((a.ambassador_id, 4), (b.ambassador_id, 8)):
+        raw: list[Any] = await redis.lrange(ledger_key(store.gen, author), 0, -1)
+        ids = [orjson.loads(x)["event_id"] for x in raw if b"like-" in x]
+        assert len(ids) == len(set(ids)) == n

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -33,7 +33,7 @@ from portevoix.contracts.events import (
 )
 from portevoix.contracts.readmodels import SCORING_PAUSE, SCORING_TABLES, gen_table_key
 from portevoix.runtime.delivery import Delivery
-from portevoix.runtime.publisher import EventPublisher, Outgoing
+from portevoix.runtime.publisher import UNCONFIRMED, EventPublisher, Outgoing, confirm_later
 from portevoix.runtime.redis import text
 from portevoix_scoring.domain.ambassador_state import AmbassadorState
 from portevoix_scoring.domain.post_state import PostState
@@ -103,6 +103,12 @@ class _Loaded:
 class Outcome:
     result: int
     effects: Effects | None = None
+    # APPLIED once its script, still in flight, succeeds: the batch's pending confirmation says.
+    provisional: bool = False
+
+
+class ScoringRefused(Exception):
+    """A batch's last script, left in flight, was refused: the bus redelivers the batch."""
 
 
 class _Chunk:
@@ -126,6 +132,32 @@ class _Chunk:
         self.react_after: dict[str, str] = {}  # reaction key -> its version once applied
         self.fetched: set[str] = set()  # state keys it read from Redis
         self.erasing = False  # holds an erasure
+        self.sending: asyncio.Task[tuple[int, list[int]]] | None = None  # its script in flight
+        self.confirmed = False  # left in flight, and its answer awaited through the bus runtime
+
+
+class _TailConfirmation:
+    """A pull's last script batch, in flight: the bus runtime awaits it before acking the
+    pull; once it succeeded, its events are counted and its badges published."""
+
+    def __init__(
+        self,
+        sending: asyncio.Task[tuple[int, list[int]]],
+        applied: list[tuple[Scored, Outcome]],
+        on_applied: Callable[[list[tuple[Scored, Outcome]]], Awaitable[None]],
+    ) -> None:
+        self._sending, self._applied, self._on_applied = sending, applied, on_applied
+
+    async def result(self) -> None:
+        # Shielded: the next pull's batches wait on the same answer.
+        status, _ = await asyncio.shield(self._sending)
+        if status != APPLIED:
+            raise ScoringRefused(f"a script batch was refused (status {status}): redelivered")
+        applied, self._applied = self._applied, []
+        await self._on_applied(applied)
+
+    def forget(self) -> None:
+        self._applied = []
 
 
 class ScoringPipeline:
@@ -148,6 +180,8 @@ class ScoringPipeline:
         self._outbox_checked = 0.0
         self._cache = StateCache(cache_size)
         self._chunk = max(1, chunk)  # events per script batch (a pulled batch is overlapped)
+        # The last script batch of the previous call, its script in flight (see `_run`).
+        self._tail: _Chunk | None = None
 
     # -- bus adapter -----------------------------------------------------------------------
     async def handle(self, batch: Sequence[Delivery]) -> None:
@@ -172,31 +206,50 @@ class ScoringPipeline:
             # markers are always read: repeated likes are common enough that guessing costs
             # more refused batches than the reads.)
             redelivered = any(d.attempt > 1 for d, _ in work)
-            outcomes = await self.apply([e for _, e in work], read_seen=redelivered)
-            now = time.time()
-            tally: dict[str, int] = {}
-            moved: dict[str, float] = {}
-            for (d, event), out in zip(work, outcomes, strict=True):
+            # Under the bus runtime the last script batch is left in flight: the runtime awaits
+            # it before acking, while this service handles the next pull (see `_run`).
+            defer = UNCONFIRMED.get() is not None
+            events = [e for _, e in work]
+            outcomes = await self.apply(events, read_seen=redelivered, defer=defer)
+            for (d, _), out in zip(work, outcomes, strict=True):
                 if out.result in (CONFLICT, STALE):
                     d.retry("states changed concurrently (another instance or a rebuild)")
-                    tally["conflict"] = tally.get("conflict", 0) + 1
-                elif out.result == APPLIED:
-                    tally["applied"] = tally.get("applied", 0) + 1
-                    if out.effects is not None:
-                        for entry in out.effects.ledger:
-                            moved[entry.op] = moved.get(entry.op, 0) + abs(entry.points)
-                        for b in out.effects.badges:
-                            BADGES.labels(b.badge).inc()
-                    LEADERBOARD_LAG.observe(max(0.0, now - event.occurred_at.timestamp()))
-                else:
-                    tally["duplicate"] = tally.get("duplicate", 0) + 1
-            for outcome, n in tally.items():
-                EVENTS_SCORED.labels(outcome).inc(n)
-            for op, cp in moved.items():
-                POINTS.labels(op).inc(cp / 100)
+            settled = [(e, o) for e, o in zip(events, outcomes, strict=True) if not o.provisional]
+            self._account(settled)
             if any(o.effects is not None and o.effects.badges for o in outcomes):
                 self._outbox_checked = 0.0
         await self.flush_outbox()
+
+    async def _tail_applied(self, applied: list[tuple[Scored, Outcome]]) -> None:
+        """A pull's last script batch succeeded: count it; publish the badges it granted."""
+        self._account(applied)
+        if any(o.effects is not None and o.effects.badges for _, o in applied):
+            self._outbox_checked = 0.0
+            await self.flush_outbox()
+
+    @staticmethod
+    def _account(done: Sequence[tuple[Scored, Outcome]]) -> None:
+        """Metrics of applied, duplicate and refused events (once their script answered)."""
+        now = time.time()
+        tally: dict[str, int] = {}
+        moved: dict[str, float] = {}
+        for event, out in done:
+            if out.result in (CONFLICT, STALE):
+                tally["conflict"] = tally.get("conflict", 0) + 1
+            elif out.result == APPLIED:
+                tally["applied"] = tally.get("applied", 0) + 1
+                if out.effects is not None:
+                    for entry in out.effects.ledger:
+                        moved[entry.op] = moved.get(entry.op, 0) + abs(entry.points)
+                    for b in out.effects.badges:
+                        BADGES.labels(b.badge).inc()
+                LEADERBOARD_LAG.observe(max(0.0, now - event.occurred_at.timestamp()))
+            else:
+                tally["duplicate"] = tally.get("duplicate", 0) + 1
+        for outcome, n in tally.items():
+            EVENTS_SCORED.labels(outcome).inc(n)
+        for op, cp in moved.items():
+            POINTS.labels(op).inc(cp / 100)
 
     async def _keep_tables(self, tables: list[PointsTablePublished]) -> None:
         """Published tables are kept by version: `portevoix scores rebuild --table VERSION`."""
@@ -234,14 +287,27 @@ class ScoringPipeline:
         return len(items)
 
     # -- core ------------------------------------------------------------------------------
-    async def apply(self, events: Sequence[Scored], *, read_seen: bool = True) -> list[Outcome]:
+    async def apply(
+        self, events: Sequence[Scored], *, read_seen: bool = True, defer: bool = False
+    ) -> list[Outcome]:
         """Apply events in order; recompute the ones refused (CONFLICT/STALE) a few times.
         `read_seen`: read the events' dedupe markers first (skip known duplicates before
-        computing); without it a duplicate is found by the script (DUPLICATE, recomputed)."""
+        computing); without it a duplicate is found by the script (DUPLICATE, recomputed).
+        `defer`: leave the last script batch in flight, confirmed through the bus runtime
+        (`confirm_later`); its outcomes are provisional."""
         outcomes: list[Outcome] = [Outcome(CONFLICT)] * len(events)
         pending = list(range(len(events)))
         for _ in range(self._attempts):
-            results = await self._run([events[i] for i in pending], read_seen)
+            carried = self._tail
+            results = await self._run([events[i] for i in pending], read_seen, defer=defer)
+            tail = self._tail if self._tail is not carried else None
+            if tail is not None and any(o.result in (CONFLICT, STALE) for o in results):
+                # Recomputing anyway: its answer first, so a refusal is recomputed here too.
+                self._tail = None
+                assert tail.sending is not None
+                self._finish(tail, await tail.sending, None)
+                for i, out in zip(tail.positions, tail.outcomes, strict=True):
+                    results[i] = out
             read_seen = True  # a recomputation may be due to duplicates
             stale = False
             retry: list[int] = []
@@ -255,6 +321,11 @@ class ScoringPipeline:
             pending = retry
             if not pending:
                 break
+        tail = self._tail
+        if defer and tail is not None and tail.sending is not None and not tail.confirmed:
+            tail.confirmed = True
+            applied = [(tail.events[i], Outcome(APPLIED, fx)) for i, fx in tail.staged]
+            confirm_later(_TailConfirmation(tail.sending, applied, self._tail_applied))
         return outcomes
 
     async def follow_generation(self) -> None:
@@ -289,7 +360,9 @@ class ScoringPipeline:
             out.append(cur)
         return out
 
-    async def _run(self, events: Sequence[Scored], read_seen: bool = True) -> list[Outcome]:
+    async def _run(
+        self, events: Sequence[Scored], read_seen: bool = True, *, defer: bool = False
+    ) -> list[Outcome]:
         """Script batches, overlapped. For batch k: its states were read while batch k-1 was
         computed; k-1's script is sent and k is computed while Valkey runs it — on top of
         k-1's states, before k-1 is known to have committed (speculatively); then k+1's read
@@ -300,21 +373,37 @@ class ScoringPipeline:
         every step of k that used them, and they are recomputed (next attempt of `apply`).
         k is sent only once k-1's answer is in: scripts run in order, and the versions, not
         the timing, decide. A batch holding an erasure is read once everything before it is
-        applied (its SCAN must see their reaction markers)."""
+        applied (its SCAN must see their reaction markers).
+
+        Across calls the same: with `defer`, the last batch's script is sent and left in
+        flight (the tail), confirmed to the bus runtime through `confirm_later`, which acks its
+        deliveries only once it succeeded; the next call starts on top of it as its batch k-1.
+        Without it, Valkey would idle while the next pull is validated and its first batch
+        computed, and Python while the last script runs. A refused tail fails its pull, which
+        the bus redelivers (markers make the applied part duplicates)."""
         outcomes: list[Outcome] = [Outcome(CONFLICT)] * len(events)
         plan = self._chunks(events)
-        prev: _Chunk | None = None  # computed, not sent yet
+        carried, self._tail = self._tail, None  # a previous call's: not this call's outcomes
+        if carried is not None:
+            # Its events are not taken as applied by this call (the in-flight shortcut): if it
+            # is refused, this call may be their redelivery. The markers still decide.
+            carried.ids = set()
+        prev: _Chunk | None = carried  # computed, not answered yet
         reading: asyncio.Task[_Chunk] | None = None
         nxt: _Chunk | None = None
+        refused = False  # a batch was: the last one, likely built on it, is answered here
 
         def done(chunk: _Chunk, result: tuple[int, list[int]], later: _Chunk | None) -> None:
+            nonlocal refused
+            refused = refused or result[0] != APPLIED
             self._finish(chunk, result, later)
-            for i, out in zip(chunk.positions, chunk.outcomes, strict=True):
-                outcomes[i] = out
+            if chunk is not carried:
+                for i, out in zip(chunk.positions, chunk.outcomes, strict=True):
+                    outcomes[i] = out
 
         async def settle(chunk: _Chunk) -> None:
-            result = await self.store.send(chunk.batch, chunk.payload) if chunk.payload else None
-            done(chunk, result or (APPLIED, []), None)
+            sending = self._send(chunk)
+            done(chunk, await sending if sending is not None else (APPLIED, []), None)
 
         try:
             for n, positions in enumerate(plan):
@@ -327,16 +416,15 @@ class ScoringPipeline:
                         prev = None
                     await self._read(chunk, prev, read_seen)
                 reading = None
-                sending: asyncio.Task[tuple[int, list[int]]] | None = None
-                if prev is not None and prev.payload is not None:
-                    sending = asyncio.create_task(self.store.send(prev.batch, prev.payload))
+                sending = self._send(prev) if prev is not None else None
+                if sending is not None:
                     await asyncio.sleep(0)  # the script goes out before the CPU-bound compute
                 await self._compute(chunk)
                 nxt = None
                 if n + 1 < len(plan):
                     nxt = self._new_chunk([events[i] for i in plan[n + 1]], plan[n + 1])
                     if not nxt.erasing:
-                        reading = asyncio.create_task(self._read(nxt, chunk, read_seen))
+                        reading = asyncio.create_task(self._read(nxt, chunk, read_seen, prev))
                 if prev is not None:
                     done(prev, await sending if sending is not None else (APPLIED, []), nxt)
                 prev = chunk
@@ -344,11 +432,33 @@ class ScoringPipeline:
             if reading is not None and not reading.done():
                 reading.cancel()  # an error elsewhere: its states are dropped, nothing else
         if prev is not None:
-            await settle(prev)
+            if defer and prev.payload is not None and not refused:
+                self._leave_in_flight(prev)
+                if prev is not carried:
+                    for i, out in zip(prev.positions, prev.outcomes, strict=True):
+                        outcomes[i] = out
+            else:
+                await settle(prev)
         return outcomes
+
+    def _send(self, chunk: _Chunk) -> asyncio.Task[tuple[int, list[int]]] | None:
+        """The chunk's script, sent once (None: it writes nothing)."""
+        if chunk.sending is None and chunk.payload is not None:
+            chunk.sending = asyncio.create_task(self.store.send(chunk.batch, chunk.payload))
+        return chunk.sending
+
+    def _leave_in_flight(self, chunk: _Chunk) -> None:
+        """Send the chunk's script and keep it as the tail: the next call builds on it; `apply`
+        has the bus runtime await it before acking. Its outcomes are provisional."""
+        self._send(chunk)
+        self._tail = chunk
+        if not chunk.confirmed:
+            for idx, fx in chunk.staged:
+                chunk.outcomes[idx] = Outcome(APPLIED, fx, provisional=True)
 
     async def _apply_once(self, events: Sequence[Scored]) -> list[Outcome]:
         """One script batch, not overlapped (tests)."""
+        assert self._tail is None, "a script left in flight by `handle` must be answered first"
         chunk = self._new_chunk(list(events), list(range(len(events))))
         await self._read(chunk, None)
         await self._compute(chunk)
@@ -361,18 +471,30 @@ class ScoringPipeline:
         chunk.erasing = any(isinstance(e, AmbassadorErased) for e in events)
         return chunk
 
-    async def _read(self, chunk: _Chunk, prev: _Chunk | None, read_seen: bool = True) -> _Chunk:
-        """The batch's states: from the batch before it (not applied yet: what it will have
-        written, at its token), from memory (what this instance wrote last), else from Redis
-        (at most two MGETs; Valkey runs them after the script in flight, if any)."""
+    async def _read(
+        self,
+        chunk: _Chunk,
+        prev: _Chunk | None,
+        read_seen: bool = True,
+        older: _Chunk | None = None,
+    ) -> _Chunk:
+        """The batch's states: from the batches before it (not applied yet: what they will
+        have written, at their tokens: `prev`, then `older`, the batch whose script is in flight
+        while `prev` is computed), from memory (what this instance wrote last), else from Redis
+        (at most two MGETs; Valkey runs them after the script in flight, if any). A state is
+        held by one of these at a time: taking it moves it."""
         store = self.store
         cache = self._cache
         events = chunk.events
         handoff = prev.handoff if prev is not None else {}
+        # Until its answer is in: then `_finish` moves what is left of it to memory.
+        earlier = older.handoff if older is not None else {}
         mem = chunk.mem
 
         def take(key: str) -> tuple[str, Any] | None:
             hit = handoff.pop(key, None)
+            if hit is None and earlier:
+                hit = earlier.pop(key, None)
             return hit if hit is not None else cache.take(key)
 
         post_keys = {pk for e in events if (pk := post_of(e)) is not None}
@@ -481,18 +603,22 @@ class ScoringPipeline:
                     react_versions[reaction] = token  # later steps see the like as given
             batch.add(idx, eid, guards, fx)
             chunk.staged.append((idx, fx))
+        # What the batch leaves behind if its script applies it: the next batch starts there.
+        # States it read but no step used (duplicates, a post's author its events did not need)
+        # are handed on as they were read: else memory would lose them, and they would be read
+        # from Redis again, behind the script in flight.
+        guarded = batch.guard_steps
+        for pk, post_slot in mem.posts.items():
+            key = store.post_key(pk)
+            version = batch.version_of(key, token) if key in guarded else post_slot.version
+            chunk.handoff[key] = (version, post_slot.state)
+        for aid, amb_slot in mem.ambassadors.items():
+            key = store.ambassador_key(aid)
+            version = batch.version_of(key, token) if key in guarded else amb_slot.version
+            chunk.handoff[key] = (version, amb_slot.state)
         if not chunk.staged:
             return
         chunk.ids = in_batch
-        # What the batch leaves behind if its script applies it: the next batch starts there.
-        for pk, post_slot in mem.posts.items():
-            key = store.post_key(pk)
-            if key in batch.guard_steps:
-                chunk.handoff[key] = (batch.version_of(key, token), post_slot.state)
-        for aid, amb_slot in mem.ambassadors.items():
-            key = store.ambassador_key(aid)
-            if key in batch.guard_steps:
-                chunk.handoff[key] = (batch.version_of(key, token), amb_slot.state)
         for r, rk in reactions.items():
             chunk.react_after[rk] = react_versions[r]
         chunk.payload = batch.payload(token)
@@ -519,4 +645,4 @@ class ScoringPipeline:
         chunk.handoff = {}
 
 
-__all__ = ["ScoringPipeline", "Versioned", "reaction_of"]
+__all__ = ["ScoringPipeline", "ScoringRefused", "Versioned", "reaction_of"]
