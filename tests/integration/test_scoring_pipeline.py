@@ -429,27 +429,26 @@ async def test_a_speculative_batch_on_a_refused_one_is_refused_and_recomputed(
     def like(i: int) -> EngagementReceived:
         return _like(post, i)
 
-    logged = _LoggedStore(redis, store.gen)
-    logged.sent = []
     other = ScoringPipeline(Scorer(table, TZ), ScoreStore(redis, store.gen))
 
-    class Interleaved(ScoringPipeline):
+    class Interleaved(_LoggedStore):
         injected = True  # armed below
 
-        async def _read(self, *args: Any) -> Any:
-            chunk = await super()._read(*args)
-            if args[1] is not None and not self.injected:  # k+1 read, k not sent yet
+        async def send(self, batch: Any, payload: tuple[bytes, bytes]) -> tuple[int, list[int]]:
+            if not self.injected:  # batch k's script is about to leave; k+1 is computed on it
                 self.injected = True
                 assert [o.result for o in await other.apply([like(0)])] == [APPLIED]
-            return chunk
+            return await super().send(batch, payload)
 
-    pipe = Interleaved(Scorer(table, TZ), logged, chunk=2)
+    logged = Interleaved(redis, store.gen)
+    logged.sent = []
+    pipe = ScoringPipeline(Scorer(table, TZ), logged, chunk=2)
     assert all(o.result == APPLIED for o in await pipe.apply([*registrations, post, verdict]))
     logged.sent.clear()
-    pipe.injected = False
+    logged.injected = False
     likes = [like(i) for i in range(1, 5)]
     outcomes = await pipe.apply(likes)
-    assert pipe.injected and [o.result for o in outcomes] == [APPLIED] * 4
+    assert logged.injected and [o.result for o in outcomes] == [APPLIED] * 4
     # k refused (another instance wrote the post), k+1 refused by the script (computed on k's
     # unwritten states), then both recomputed and applied.
     assert logged.sent == [CONFLICT, CONFLICT, APPLIED, APPLIED]

@@ -428,6 +428,9 @@ class ScoringPipeline:
                 if prev is not None:
                     done(prev, await sending if sending is not None else (APPLIED, []), nxt)
                 prev = chunk
+                # Its predecessor answered: its script goes now, queued behind k+1's read, not
+                # after it (Valkey would idle while that read is answered and parsed).
+                self._send(chunk)
         finally:
             if reading is not None and not reading.done():
                 reading.cancel()  # an error elsewhere: its states are dropped, nothing else
