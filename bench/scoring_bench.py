@@ -29,10 +29,10 @@ import nats
 import orjson
 
 from portevoix.contracts.events import DOMAIN_EVENT
-from portevoix.runtime.delivery import Delivery
+from portevoix.runtime.delivery import Delivery, handle_collecting
 from portevoix.runtime.embedded import EmbeddedNats, EmbeddedValkey, free_port
 from portevoix.runtime.gc_tuning import tune_gc
-from portevoix.runtime.publisher import UNCONFIRMED, Pending
+from portevoix.runtime.publisher import Pending
 from portevoix.runtime.redis import connect_redis
 from portevoix.runtime.streams import ensure_streams
 from portevoix_scoring.domain.scorer import Scorer
@@ -129,11 +129,7 @@ async def bench_awards(redis_url: str) -> dict[str, float]:
     held: list[Pending] = []
     for batch in batches:
         later: list[Pending] = []
-        token = UNCONFIRMED.set(later)
-        try:
-            await pipeline.handle(batch)
-        finally:
-            UNCONFIRMED.reset(token)
+        await handle_collecting(pipeline.handle, batch, later)
         for c in held:
             await c.result()
         held = later

@@ -150,6 +150,18 @@ async def ack_all(raws: Sequence[Msg]) -> None:
         await r.ack()
 
 
+async def handle_collecting(
+    handler: Handler, deliveries: Sequence[Delivery], later: list[Pending]
+) -> None:
+    """Run a handler as BatchProcessor does: the effects it leaves pending (`publish_later`,
+    `confirm_later`) are appended to `later`, to be awaited before its deliveries are acked."""
+    token = UNCONFIRMED.set(later)
+    try:
+        await handler(deliveries)
+    finally:
+        UNCONFIRMED.reset(token)
+
+
 class BatchProcessor:
     """Turns a handler over decoded deliveries into correct acks, naks and dead letters."""
 
@@ -182,9 +194,8 @@ class BatchProcessor:
                 d.retry(f"{type(exc).__name__}: {exc}")
 
     async def _run(self, todo: list[Delivery], later: list[Pending]) -> bool:
-        token = UNCONFIRMED.set(later)
         try:
-            await self._handler(todo)
+            await handle_collecting(self._handler, todo, later)
             return True
         except Exception as exc:
             for c in later:
@@ -192,8 +203,6 @@ class BatchProcessor:
             later.clear()
             self._failed(todo, exc)
             return False
-        finally:
-            UNCONFIRMED.reset(token)
 
     async def _confirm(self, todo: list[Delivery], later: list[Pending]) -> bool:
         """The handler's pending effects: a failure fails the batch like an exception."""

@@ -35,8 +35,8 @@ from portevoix.contracts.readmodels import (
     team_board_key,
     teams_board_key,
 )
-from portevoix.runtime.delivery import Delivery
-from portevoix.runtime.publisher import UNCONFIRMED, Pending
+from portevoix.runtime.delivery import Delivery, handle_collecting
+from portevoix.runtime.publisher import Pending
 from portevoix.runtime.streams import ensure_streams
 from portevoix_scoring.domain.projection import Projection
 from portevoix_scoring.domain.scorer import Scored, Scorer
@@ -473,15 +473,11 @@ def _deliveries(events: list[Scored], attempt: int = 1, first_seq: int = 0) -> l
 
 
 async def _handle_as_the_bus_does(pipe: ScoringPipeline, pull: list[Delivery]) -> list[Pending]:
-    """The BatchProcessor's contract: the handler runs with UNCONFIRMED set; what it leaves
+    """The BatchProcessor's contract (`handle_collecting`): what the handler leaves
     there is awaited before the pull is acked (here: by the caller, after the next pull was
     handled, as the worker's loop does while the stream is backlogged)."""
     later: list[Pending] = []
-    token = UNCONFIRMED.set(later)
-    try:
-        await pipe.handle(pull)
-    finally:
-        UNCONFIRMED.reset(token)
+    await handle_collecting(pipe.handle, pull, later)
     return later
 
 
