@@ -473,9 +473,9 @@ def _deliveries(events: list[Scored], attempt: int = 1, first_seq: int = 0) -> l
 
 
 async def _handle_as_the_bus_does(pipe: ScoringPipeline, pull: list[Delivery]) -> list[Pending]:
-    """The BatchProcessor's contract (`handle_collecting`): what the handler leaves
-    there is awaited before the pull is acked (here: by the caller, after the next pull was
-    handled, as the worker's loop does while the stream is backlogged)."""
+    """The BatchProcessor's contract (`handle_collecting`): what the handler leaves pending is
+    awaited before the pull is acked (here: by the caller, after the next pull was handled, as
+    the worker's loop does while the stream is backlogged)."""
     later: list[Pending] = []
     await handle_collecting(pipe.handle, pull, later)
     return later
