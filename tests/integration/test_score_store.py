@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -12,9 +13,17 @@ from redis.asyncio import Redis
 from portevoix.contracts.events import PostModerated, PostReceived
 from portevoix.contracts.readmodels import SCORING_GENERATION, SCORING_PAUSE, board_key, ledger_key
 from portevoix_scoring.domain.post_state import PostState
-from portevoix_scoring.domain.scorer import AmbassadorBook, Scorer
+from portevoix_scoring.domain.scorer import AmbassadorBook, Credit, Effects, Scorer
 from portevoix_scoring.domain.table import default_table
-from portevoix_scoring.store import APPLIED, CONFLICT, DUPLICATE, STALE, Guard, ScoreStore
+from portevoix_scoring.store import (
+    APPLIED,
+    CONFLICT,
+    DUPLICATE,
+    STALE,
+    Guard,
+    ScoreStore,
+    board_targets,
+)
 
 pytestmark = pytest.mark.integration
 AT = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -83,3 +92,62 @@ async def test_live_writes_stop_during_a_swap_pause_and_after_a_swap(redis: Redi
     assert await redis.get(SCORING_GENERATION) == b"2" and not await redis.exists(SCORING_PAUSE)
     assert await _apply(store, scorer, _post()) == STALE  # still writing generation 1
     assert not await store.swap("1", "3")  # generation 1 is not live any more
+
+
+def _credits(rows: list[tuple[str | None, int, str, str]]) -> Effects:
+    fx = Effects()
+    fx.credits = [Credit(aid, cp, day, team) for aid, cp, day, team in rows]
+    return fx
+
+
+def _sums(rows: list[tuple[str | None, int, str, str]]) -> dict[str, dict[str, int]]:
+    """Expected scores, per board key and member, by plain addition (ZINCRBY's semantics)."""
+    want: dict[str, dict[str, int]] = {}
+    for aid, cp, day, team in rows:
+        for key, is_team in board_targets("1", day, team, ()):
+            if aid is None and not is_team:
+                continue
+            member = team if is_team else aid
+            assert member is not None
+            board = want.setdefault(key, {})
+            board[member] = board.get(member, 0) + cp
+    return want
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["checked", "rebuild-bulk"])
+async def test_board_writes_equal_per_member_increments_on_busy_and_quiet_boards(
+    redis: Redis, checked: bool
+) -> None:
+    # Boards are written per board: one ZINCRBY per member where a batch moves few members,
+    # one ZMSCORE + multi-member ZADD of the new scores where it moves many. Either way the
+    # scores must be those of one increment per change: on top of earlier scores, with
+    # reversals (negative), members whose changes cancel out (kept at 0, as ZINCRBY leaves
+    # them), an erased author's points (team boards only), and both paths in one batch.
+    store, _ = await ScoreStore.open(redis, default_table())
+    teams = ["Ventes", "Tech", "RH"]
+    rnd = random.Random(4)
+    days = ["2026-11-02", "2026-11-03", "2026-11-16"]
+    first = [(f"a{i}", rnd.randint(1, 900), rnd.choice(days), teams[i % 3]) for i in range(40)]
+    second = [
+        *((f"a{i}", rnd.randint(-700, 900), rnd.choice(days), teams[i % 3]) for i in range(60)),
+        ("a1", 350, "2026-11-20", "Ventes"),  # alone on its day's boards: the ZINCRBY path
+        ("a2", 500, "2026-11-21", "Tech"),
+        ("a2", -500, "2026-11-22", "Tech"),  # cancels out on the week, month... boards
+        (None, 800, "2026-11-03", "RH"),  # an erased author's: team totals only
+    ]
+    rows: list[tuple[str | None, int, str, str]] = []
+    for n, part in enumerate((first, second)):
+        batch = store.batch()
+        for i, row in enumerate(part):
+            batch.add(i, f"e{n}-{i}", [], _credits([row]))
+        if checked:
+            assert (await store.commit(batch, f"t{n}"))[0] == APPLIED
+        else:
+            await batch.write_unchecked(redis, f"t{n}", ops_per_call=50)
+        rows += part
+    want = _sums(rows)
+    week = board_key(store.gen, "week:2026-W47")
+    assert want[week]["a2"] == 0 and len(want[board_key(store.gen, "all")]) > 3
+    for key, members in want.items():
+        got = {m.decode(): int(s) for m, s in await redis.zrange(key, 0, -1, withscores=True)}
+        assert got == members, key

@@ -92,34 +92,61 @@ for _, k in ipairs(M) do
 end
 if #args > 0 then redis.call('MSET', unpack(args)) end
 local BP, idx = b.bp, {}
+-- Board changes are summed per (board, member) first, then written per board: one ZINCRBY per
+-- member on a board with few of them, else one ZMSCORE and one multi-member ZADD of the new
+-- scores (integer centipoints: exact). Inside a script each write command costs its
+-- propagation to the AOF on top of its own work, so one ZADD of many members is cheaper than as
+-- many ZINCRBY. A member whose changes sum to 0 is still written (created at 0, as ZINCRBY does).
+local ZK, ZM, ZD, ZI = {}, {}, {}, {}
+local function zput(k, m, d)
+  local at = ZI[k]
+  if not at then
+    at = {}; ZI[k] = at; ZM[k] = {}; ZD[k] = {}; ZK[#ZK + 1] = k
+  end
+  local i = at[m]
+  if i then
+    ZD[k][i] = ZD[k][i] + d
+  else
+    local ms = ZM[k]
+    ms[#ms + 1] = m; ZD[k][#ms] = d; at[m] = #ms
+  end
+end
 for _, z in ipairs(b.z) do
   local k = z[1]
-  for j = 2, #z, 2 do redis.call('ZINCRBY', k, z[j + 1], z[j]) end
+  for j = 2, #z, 2 do zput(k, z[j], tonumber(z[j + 1])) end
   if string.sub(k, 1, #BP) == BP then idx[#idx + 1] = k end
 end
 -- Credits fanned out here (checked batches): c = (target set, ambassador, delta)*, t = target
--- sets {per-person boards, teams boards, team}; team totals are summed first (one ZINCRBY per
--- board and team). Python sends each credit once instead of ~15 board entries.
+-- sets {per-person boards, teams boards, team}. Python sends each credit once instead of ~15
+-- board entries.
 local TS, C = b.t or {}, b.c or {}
 if #C > 0 then
   for _, t in ipairs(TS) do
     for _, k in ipairs(t[1]) do idx[#idx + 1] = k end
   end
-  local acc = {}
   for j = 1, #C, 3 do
     local t = TS[C[j]]
-    local aid, d = C[j + 1], C[j + 2]
-    for _, k in ipairs(t[1]) do redis.call('ZINCRBY', k, d, aid) end
+    local aid, d = C[j + 1], tonumber(C[j + 2])
+    for _, k in ipairs(t[1]) do zput(k, aid, d) end
     local team = t[3]
-    for _, k in ipairs(t[2]) do
-      local a = acc[k]
-      if not a then a = {}; acc[k] = a end
-      a[team] = (a[team] or 0) + tonumber(d)
-    end
+    for _, k in ipairs(t[2]) do zput(k, team, d) end
   end
-  for k, a in pairs(acc) do
-    for team, v in pairs(a) do
-      if v ~= 0 then redis.call('ZINCRBY', k, string.format('%d', v), team) end
+end
+for _, k in ipairs(ZK) do
+  local ms, ds = ZM[k], ZD[k]
+  if #ms < 3 then
+    for i = 1, #ms do redis.call('ZINCRBY', k, string.format('%d', ds[i]), ms[i]) end
+  else
+    for i = 1, #ms, CH do
+      local last = math.min(i + CH - 1, #ms)
+      local cur = redis.call('ZMSCORE', k, unpack(ms, i, last))
+      local args = {}
+      for j = i, last do
+        local s = cur[j - i + 1]
+        args[#args + 1] = string.format('%d', (s and tonumber(s) or 0) + ds[j])
+        args[#args + 1] = ms[j]
+      end
+      redis.call('ZADD', k, unpack(args))
     end
   end
 end
@@ -716,7 +743,9 @@ class BatchWrite:
         step = min(limit, 1000)
         for kind, groups in (("z", z), ("h", h)):
             for key, deltas in groups.items():
-                flat = [x for md in deltas.items() if md[1] for x in (md[0], str(md[1]))]
+                # A board member whose changes cancel out is kept at 0, as in live writes.
+                kept = deltas.items() if kind == "z" else (md for md in deltas.items() if md[1])
+                flat = [x for md in kept for x in (md[0], str(md[1]))]
                 for i in range(0, len(flat), 2 * step):
                     part[kind].append([key, *flat[i : i + 2 * step]])
                     full(len(flat[i : i + 2 * step]) // 2)
