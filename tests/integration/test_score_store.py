@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -94,6 +95,9 @@ async def test_live_writes_stop_during_a_swap_pause_and_after_a_swap(redis: Redi
     assert not await store.swap("1", "3")  # generation 1 is not live any more
 
 
+_Row = tuple[str | None, int, str, str]  # ambassador (None: erased), centipoints, day, team
+
+
 def _credits(rows: list[tuple[str | None, int, str, str]]) -> Effects:
     fx = Effects()
     fx.credits = [Credit(aid, cp, day, team) for aid, cp, day, team in rows]
@@ -114,6 +118,11 @@ def _sums(rows: list[tuple[str | None, int, str, str]]) -> dict[str, dict[str, i
     return want
 
 
+async def _board(redis: Redis, key: str) -> dict[str, int]:
+    got = cast(list[tuple[bytes, float]], await redis.zrange(key, 0, -1, withscores=True))
+    return {m.decode(): int(s) for m, s in got}
+
+
 @pytest.mark.parametrize("checked", [True, False], ids=["checked", "rebuild-bulk"])
 async def test_board_writes_equal_per_member_increments_on_busy_and_quiet_boards(
     redis: Redis, checked: bool
@@ -127,8 +136,10 @@ async def test_board_writes_equal_per_member_increments_on_busy_and_quiet_boards
     teams = ["Ventes", "Tech", "RH"]
     rnd = random.Random(4)
     days = ["2026-11-02", "2026-11-03", "2026-11-16"]
-    first = [(f"a{i}", rnd.randint(1, 900), rnd.choice(days), teams[i % 3]) for i in range(40)]
-    second = [
+    first: list[_Row] = [
+        (f"a{i}", rnd.randint(1, 900), rnd.choice(days), teams[i % 3]) for i in range(40)
+    ]
+    second: list[_Row] = [
         *((f"a{i}", rnd.randint(-700, 900), rnd.choice(days), teams[i % 3]) for i in range(60)),
         ("a1", 350, "2026-11-20", "Ventes"),  # alone on its day's boards: the ZINCRBY path
         ("a2", 500, "2026-11-21", "Tech"),
@@ -149,5 +160,39 @@ async def test_board_writes_equal_per_member_increments_on_busy_and_quiet_boards
     week = board_key(store.gen, "week:2026-W47")
     assert want[week]["a2"] == 0 and len(want[board_key(store.gen, "all")]) > 3
     for key, members in want.items():
-        got = {m.decode(): int(s) for m, s in await redis.zrange(key, 0, -1, withscores=True)}
-        assert got == members, key
+        assert await _board(redis, key) == members, key
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["checked", "rebuild-bulk"])
+async def test_board_writes_of_more_members_than_one_command_carries_stay_exact(
+    redis: Redis, checked: bool
+) -> None:
+    # A board moved for more members than one command carries (the script's chunks of 500) is
+    # read and written in several ZMSCORE + ZADD rounds, each chunk mixing members on the board
+    # and new ones; the new scores go to Valkey as Lua numbers, exact to the unit near 2**50.
+    store, _ = await ScoreStore.open(redis, default_table())
+    big = 1_234_567_890_123_456
+
+    def team(i: int) -> str:
+        return "Tech" if i % 2 else "RH"
+
+    first: list[_Row] = [
+        (f"b{i}", big if i == 0 else i + 1, "2026-11-03", team(i)) for i in range(700)
+    ]
+    second: list[_Row] = [(f"b{i}", 1 - (i % 5) * 100, "2026-11-04", team(i)) for i in range(1_150)]
+    rows: list[tuple[str | None, int, str, str]] = []
+    for n, part in enumerate((first, second)):
+        batch = store.batch()
+        for i, row in enumerate(part):
+            batch.add(i, f"e{n}-{i}", [], _credits([row]))
+        if checked:
+            assert (await store.commit(batch, f"t{n}"))[0] == APPLIED
+        else:
+            await batch.write_unchecked(redis, f"t{n}")
+        rows += part
+    want = _sums(rows)
+    everyone = want[board_key(store.gen, "all")]
+    assert len(everyone) == 1_150 and everyone["b0"] == big + 1
+    assert min(everyone.values()) < 0 < max(everyone.values())
+    for key, members in want.items():
+        assert await _board(redis, key) == members, key
