@@ -123,6 +123,28 @@ async def _board(redis: Redis, key: str) -> dict[str, int]:
     return {m.decode(): int(s) for m, s in got}
 
 
+async def _write_in_batches(
+    store: ScoreStore,
+    redis: Redis,
+    parts: list[list[_Row]],
+    checked: bool,
+    ops_per_call: int = 4000,
+) -> list[_Row]:
+    """Each part as one batch of credits: a checked script call (live writes) or the rebuild's
+    bulk writes. Returns every row written."""
+    rows: list[_Row] = []
+    for n, part in enumerate(parts):
+        batch = store.batch()
+        for i, row in enumerate(part):
+            batch.add(i, f"e{n}-{i}", [], _credits([row]))
+        if checked:
+            assert (await store.commit(batch, f"t{n}"))[0] == APPLIED
+        else:
+            await batch.write_unchecked(redis, f"t{n}", ops_per_call=ops_per_call)
+        rows += part
+    return rows
+
+
 @pytest.mark.parametrize("checked", [True, False], ids=["checked", "rebuild-bulk"])
 async def test_board_writes_equal_per_member_increments_on_busy_and_quiet_boards(
     redis: Redis, checked: bool
@@ -146,16 +168,7 @@ async def test_board_writes_equal_per_member_increments_on_busy_and_quiet_boards
         ("a2", -500, "2026-11-22", "Tech"),  # cancels out on the week, month... boards
         (None, 800, "2026-11-03", "RH"),  # an erased author's: team totals only
     ]
-    rows: list[tuple[str | None, int, str, str]] = []
-    for n, part in enumerate((first, second)):
-        batch = store.batch()
-        for i, row in enumerate(part):
-            batch.add(i, f"e{n}-{i}", [], _credits([row]))
-        if checked:
-            assert (await store.commit(batch, f"t{n}"))[0] == APPLIED
-        else:
-            await batch.write_unchecked(redis, f"t{n}", ops_per_call=50)
-        rows += part
+    rows = await _write_in_batches(store, redis, [first, second], checked, ops_per_call=50)
     want = _sums(rows)
     week = board_key(store.gen, "week:2026-W47")
     assert want[week]["a2"] == 0 and len(want[board_key(store.gen, "all")]) > 3
@@ -180,16 +193,7 @@ async def test_board_writes_of_more_members_than_one_command_carries_stay_exact(
         (f"b{i}", big if i == 0 else i + 1, "2026-11-03", team(i)) for i in range(700)
     ]
     second: list[_Row] = [(f"b{i}", 1 - (i % 5) * 100, "2026-11-04", team(i)) for i in range(1_150)]
-    rows: list[tuple[str | None, int, str, str]] = []
-    for n, part in enumerate((first, second)):
-        batch = store.batch()
-        for i, row in enumerate(part):
-            batch.add(i, f"e{n}-{i}", [], _credits([row]))
-        if checked:
-            assert (await store.commit(batch, f"t{n}"))[0] == APPLIED
-        else:
-            await batch.write_unchecked(redis, f"t{n}")
-        rows += part
+    rows = await _write_in_batches(store, redis, [first, second], checked)
     want = _sums(rows)
     everyone = want[board_key(store.gen, "all")]
     assert len(everyone) == 1_150 and everyone["b0"] == big + 1
