@@ -257,8 +257,7 @@ async def pull_loop(
     back to `batch_size`. While the stream is backlogged, a batch whose handler left effects
     pending (`publish_later` PubAcks, a `confirm_later` script) is settled after the next batch
     was handled: they complete meanwhile instead of stalling the loop. Its input is still acked
-    only once they are in, and before
-    waiting for new messages the loop settles what it holds.
+    only once they are in, and before waiting for new messages the loop settles what it holds.
     """
     most = max(batch_size, backlog_batch_size)
     size = batch_size

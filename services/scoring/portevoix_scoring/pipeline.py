@@ -393,13 +393,16 @@ class ScoringPipeline:
         nxt: _Chunk | None = None
         refused = False  # a batch was: the last one, likely built on it, is answered here
 
+        def record(chunk: _Chunk) -> None:
+            if chunk is not carried:
+                for i, out in zip(chunk.positions, chunk.outcomes, strict=True):
+                    outcomes[i] = out
+
         def done(chunk: _Chunk, result: tuple[int, list[int]], later: _Chunk | None) -> None:
             nonlocal refused
             refused = refused or result[0] != APPLIED
             self._finish(chunk, result, later)
-            if chunk is not carried:
-                for i, out in zip(chunk.positions, chunk.outcomes, strict=True):
-                    outcomes[i] = out
+            record(chunk)
 
         async def settle(chunk: _Chunk) -> None:
             sending = self._send(chunk)
@@ -437,9 +440,7 @@ class ScoringPipeline:
         if prev is not None:
             if defer and prev.payload is not None and not refused:
                 self._leave_in_flight(prev)
-                if prev is not carried:
-                    for i, out in zip(prev.positions, prev.outcomes, strict=True):
-                        outcomes[i] = out
+                record(prev)
             else:
                 await settle(prev)
         return outcomes
