@@ -85,8 +85,10 @@ REACTION = "pv:{{sc}}:{gen}:react:{post_key}:{kind}:{actor}"  # one like/share p
 # Scoring's states (POST_STATE, AMBASSADOR_STATE, REACTION) are strings "version\njson" (one MGET
 # reads a batch's states; version = token of the last write), not the hashes described above.
 STATS = "pv:{{sc}}:{gen}:stats:{ambassador_id}"  # hash: impressions, reactions, clicks, posts,
-# emv:<CUR> (1/10,000 currency units), emvnet:<CUR>:<network> (the same, by network)
-STATS_TOTAL = "pv:{{sc}}:{gen}:stats"  # hash: the same counters for the whole organisation
+# emv:<CUR> (1/10,000 currency units)
+STATS_TOTAL = "pv:{{sc}}:{gen}:stats"  # hash: the same counters for the whole organisation, and
+# emvnet:<CUR>:<network> (its EMV by network, for the dashboards)
+ORG_ONLY = "emvnet:"  # stats fields kept in STATS_TOTAL only
 BADGES = "pv:{{sc}}:{gen}:badges:{ambassador_id}"  # hash: badge id -> json {badge, title, at...}
 BOARD_INDEX = "pv:{{sc}}:{gen}:board-index"  # set: every per-person board key (BOARD, TEAM_BOARD,
 # CAMPAIGN_BOARD) of the generation: what a GDPR erasure removes the person from

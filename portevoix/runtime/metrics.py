@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 BUS_MESSAGES = Counter(
@@ -47,6 +50,32 @@ CONSUMER_REDELIVERED = Gauge(
     ["stream", "consumer"],
 )
 SERVICE_UP = Gauge("pv_service_info", "Constant 1, labelled with the service name.", ["service"])
+
+
+def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
+    """Observe every amount, as `histogram.observe` would one by one (same buckets, count and
+    sum), with one locked increment per bucket touched instead of two per amount: scoring
+    observes one lag per event, and `observe` cost ~1.3 µs each. Falls back to `observe` if a
+    future prometheus-client lays its histogram out differently."""
+    bounds: list[float] | None = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total_of = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total_of is None:
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    histogram._raise_if_not_observable()  # type: ignore[no-untyped-call]  # a labelled parent
+    counts = [0] * len(bounds)
+    total = 0.0
+    for amount in amounts:
+        total += amount
+        counts[bisect_left(bounds, amount)] += 1  # the first bound >= amount (the last is +Inf)
+    if not any(counts):
+        return
+    total_of.inc(total)
+    for bucket, n in zip(buckets, counts, strict=True):
+        if n:
+            bucket.inc(n)
 
 
 def start_metrics_server(host: str, port: int) -> int:

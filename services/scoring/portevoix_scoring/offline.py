@@ -194,7 +194,7 @@ class OfflineScoring:
             reach = p.reach.get(aid, {})
             ambassadors[aid] = {
                 "points": p.totals().get(aid, 0),
-                "reach": {k: v for k, v in reach.items() if not k.startswith(("emv:", "emvnet:"))},
+                "reach": {k: v for k, v in reach.items() if not k.startswith("emv:")},
                 "emv": {
                     k[4:]: round(v / EMV_UNIT, 2) for k, v in reach.items() if k.startswith("emv:")
                 },

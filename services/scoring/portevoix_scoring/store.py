@@ -25,6 +25,7 @@ from portevoix.contracts.readmodels import (
     AMBASSADOR_STATE,
     BOARD_INDEX,
     BOARD_INDEX_DONE,
+    ORG_ONLY,
     POST_STATE,
     REACTION,
     SCORING_GENERATION,
@@ -630,10 +631,14 @@ class BatchWrite:
             for aid, values in self._reach.items():
                 mine = {f: v for f, v in values.items() if v}
                 if mine:
-                    if aid is not None:  # None: an erased author's, organisation totals only
-                        h[stats_key(gen, aid)] = mine
                     for f, v in mine.items():
                         total[f] = total.get(f, 0) + v
+                    if aid is not None:  # None: an erased author's, organisation totals only
+                        # EMV by network is read for the organisation only (dashboards): not
+                        # kept per person (one HINCRBY less per event in the script).
+                        personal = {f: v for f, v in mine.items() if not f.startswith(ORG_ONLY)}
+                        if personal:
+                            h[stats_key(gen, aid)] = personal
             if total:
                 h[stats_total_key(gen)] = total
         self._reach = {}

@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from portevoix.contracts.events import (
     AmbassadorErased,
@@ -14,7 +16,7 @@ from portevoix.contracts.events import (
     PostReviewed,
 )
 from portevoix_scoring.domain.post_state import PostState
-from portevoix_scoring.domain.scorer import AmbassadorBook, LedgerEntry, Scored, Scorer
+from portevoix_scoring.domain.scorer import AmbassadorBook, LedgerEntry, Scored, Scorer, _iso
 from portevoix_scoring.domain.table import PointsTable, PointsTableError, default_table, load_table
 
 T0 = datetime(2026, 11, 20, 22, 30, tzinfo=UTC)  # 23:30 in Paris: same day; 2026-11-20
@@ -332,3 +334,9 @@ def test_bad_points_table_is_refused_with_the_reason() -> None:
         load_table(
             "version: x\nactions: {}\ncampaigns: [{id: c, start: 2026-01-01, end: 2026-01-02}]"
         )
+
+
+@given(st.datetimes(timezones=st.sampled_from([UTC, ZoneInfo("Europe/Paris"), None])))
+def test_iso_writes_what_isoformat_writes(ts: datetime) -> None:
+    # The scorer writes `at` with orjson (faster); ledgers and periods rely on the same text.
+    assert _iso(ts) == ts.isoformat()

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from portevoix.contracts.events import AmbassadorErased, AmbassadorRegistered, EngagementReceived
 from portevoix.contracts.periods import periods_of
+from portevoix.contracts.readmodels import ORG_ONLY
 from portevoix_scoring.domain.post_state import PostState
 from portevoix_scoring.domain.scorer import (
     AmbassadorBook,
@@ -70,7 +71,8 @@ class Projection:
             if r.ambassador_id is not None:
                 counters = self.reach.setdefault(r.ambassador_id, {})
                 for k, v in r.values.items():
-                    counters[k] = counters.get(k, 0) + v
+                    if not k.startswith(ORG_ONLY):  # by network: the organisation's only
+                        counters[k] = counters.get(k, 0) + v
         for b in fx.badges:
             self.badges.setdefault(b.ambassador_id, []).append(b.badge)
         if self.keep_ledger:

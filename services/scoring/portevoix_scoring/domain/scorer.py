@@ -27,7 +27,7 @@ default caps limit what the ambassador does, and ingest drops an erased person's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -168,7 +168,9 @@ class AmbassadorBook:
 
 
 def _iso(ts: datetime) -> str:
-    return ts.isoformat()
+    """`ts.isoformat()`. Contract timestamps are UTC: orjson writes the same text for them in
+    half the time (not for offsets with seconds, which only old local times have)."""
+    return orjson.dumps(ts)[1:-1].decode() if ts.tzinfo is UTC else ts.isoformat()
 
 
 def _rank(candidate: tuple[int, Badge]) -> int:
@@ -359,17 +361,17 @@ class Scorer:
         # The daily cap is applied when the item is paid (`_pay`), not now.
         return HeldItem(item.event_id, rule + suffix, wanted, item.at, actor, True, capped=False)
 
-    def _capped(self, item: HeldItem, day: str, me: AmbassadorState) -> HeldItem:
-        """The item as paid: its points within what the day's cap still allows."""
+    def _capped(self, item: HeldItem, day: str, me: AmbassadorState) -> tuple[int, str]:
+        """(points, rule) of the item as paid: its points within what the day's cap still
+        allows, `:cap` added to its rule if the cap cut them."""
         if item.capped:
-            return item
+            return item.points, item.rule
         action = base_rule(item.rule)
         cap = self._cap.get(action, -1)
         if cap == -1:
             cap = self._cap[action] = self.table.daily_cap_cp(action)
         granted = me.capped(day, action, item.points, cap)
-        rule = item.rule + ":cap" if granted < item.points else item.rule
-        return HeldItem(item.event_id, rule, granted, item.at, item.actor, True, capped=True)
+        return granted, item.rule + ":cap" if granted < item.points else item.rule
 
     def _place(
         self, post: PostState, item: HeldItem, cause: str, world: Ambassadors, fx: Effects
@@ -421,14 +423,14 @@ class Scorer:
             self._pay_anonymously(post, item, day, world, fx)
             return
         me = self._amb(world, post.author, fx)
-        item = self._capped(item, day, me)
-        fx.ledger.append(self._entry(post, item, op, item.points, cause=cause))
-        if item.points:
-            fx.credits.append(Credit(post.author, item.points, day, me.team, tuple(post.campaigns)))
-            post.credited[day] = post.credited.get(day, 0) + item.points
-            me.points += item.points
-        rule = base_rule(item.rule)
-        changed: list[str] = ["points"] if item.points else []
+        points, paid_rule = self._capped(item, day, me)
+        fx.ledger.append(self._entry(post, item, op, points, paid_rule, cause))
+        if points:
+            fx.credits.append(Credit(post.author, points, day, me.team, tuple(post.campaigns)))
+            post.credited[day] = post.credited.get(day, 0) + points
+            me.points += points
+        rule = base_rule(paid_rule)
+        changed: list[str] = ["points"] if points else []
         counts = me.counts
         if rule in ("original_post", "relay"):
             kind = "original_posts" if rule == "original_post" else "relays"
