@@ -38,7 +38,7 @@ from portevoix.runtime.publisher import UNCONFIRMED, EventPublisher, Outgoing, c
 from portevoix.runtime.redis import text
 from portevoix_scoring.domain.ambassador_state import AmbassadorState
 from portevoix_scoring.domain.post_state import PostState
-from portevoix_scoring.domain.scorer import Effects, Scored, Scorer
+from portevoix_scoring.domain.scorer import Effects, Scored, Scorer, post_of, reaction_of
 from portevoix_scoring.domain.table import load_table
 from portevoix_scoring.metrics import BADGES, EVENTS_SCORED, LEADERBOARD_LAG, POINTS
 from portevoix_scoring.state_cache import StateCache
@@ -64,20 +64,6 @@ SCORED_TYPES = (
 )
 BADGE_SUBJECT = "pv.evt.badge.awarded"
 YIELD_EVERY = 15  # compute yields every 16 events (mask)
-
-
-def reaction_of(event: Scored) -> tuple[str, str, str] | None:
-    """(post key, kind, actor) of a like or share: one counts per actor per post."""
-    if isinstance(event, EngagementReceived) and event.engagement in ("like", "share"):
-        return event.post_key, event.engagement, event.actor_ambassador_id or event.actor
-    return None
-
-
-_NO_POST = (AmbassadorRegistered, AmbassadorErased)  # a tuple: isinstance is faster than on a union
-
-
-def post_of(event: Scored) -> str | None:
-    return None if isinstance(event, _NO_POST) else event.post_key
 
 
 @dataclass
@@ -655,4 +641,4 @@ class ScoringPipeline:
         chunk.handoff = {}
 
 
-__all__ = ["ScoringPipeline", "ScoringRefused", "Versioned", "reaction_of"]
+__all__ = ["ScoringPipeline", "ScoringRefused", "Versioned"]

@@ -45,10 +45,10 @@ from portevoix.runtime.delivery import reply_fields
 from portevoix.runtime.redis import text
 from portevoix.runtime.streams import EVENTS
 from portevoix_scoring.domain.post_state import PostState
-from portevoix_scoring.domain.scorer import AmbassadorBook, Scored, Scorer
+from portevoix_scoring.domain.scorer import AmbassadorBook, Scored, Scorer, post_of, reaction_of
 from portevoix_scoring.domain.table import PointsTable
 from portevoix_scoring.metrics import REBUILD_EVENTS
-from portevoix_scoring.pipeline import SCORED_TYPES, ScoringPipeline, post_of, reaction_of
+from portevoix_scoring.pipeline import SCORED_TYPES, ScoringPipeline
 from portevoix_scoring.store import CONFLICT, STALE, BatchWrite, Guard, ScoreStore
 
 SCORED_SUBJECTS = {

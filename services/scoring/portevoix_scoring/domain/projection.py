@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from portevoix.contracts.events import AmbassadorErased, AmbassadorRegistered, EngagementReceived
 from portevoix.contracts.periods import periods_of
 from portevoix.contracts.readmodels import ORG_ONLY
 from portevoix_scoring.domain.post_state import PostState
@@ -17,6 +16,8 @@ from portevoix_scoring.domain.scorer import (
     Scored,
     Scorer,
     points_out,
+    post_of,
+    reaction_of,
 )
 from portevoix_scoring.domain.table import PointsTable
 
@@ -47,13 +48,12 @@ class Projection:
         self.seen.add(event.event_id)
         self.events += 1
         post = None
-        if not isinstance(event, AmbassadorRegistered | AmbassadorErased):
-            post = self.posts.get(event.post_key)
+        post_key = post_of(event)
+        if post_key is not None:
+            post = self.posts.get(post_key)
             if post is None:
-                post = self.posts[event.post_key] = PostState(event.post_key)
-        reaction = None
-        if isinstance(event, EngagementReceived) and event.engagement in ("like", "share"):
-            reaction = (event.post_key, event.engagement, event.actor_ambassador_id or event.actor)
+                post = self.posts[post_key] = PostState(post_key)
+        reaction = reaction_of(event)
         fx = self.scorer.apply(event, post, self.book, reacted=reaction in self.reactions)
         if fx.reaction and reaction is not None:
             self.reactions.add(reaction)

@@ -58,6 +58,21 @@ EMV_UNIT = 10_000  # EMV is accumulated in 1/10,000 of a currency unit: integer,
 REACTIONS = ("like", "share", "comment")
 
 
+_NO_POST = (AmbassadorRegistered, AmbassadorErased)  # a tuple: isinstance is faster than on a union
+
+
+def post_of(event: Scored) -> str | None:
+    """The key of the post an event is about (None: an ambassador's own event)."""
+    return None if isinstance(event, _NO_POST) else event.post_key
+
+
+def reaction_of(event: Scored) -> tuple[str, str, str] | None:
+    """(post key, kind, actor) of a like or share: one counts per actor per post."""
+    if isinstance(event, EngagementReceived) and event.engagement in ("like", "share"):
+        return event.post_key, event.engagement, event.actor_ambassador_id or event.actor
+    return None
+
+
 def points_out(cp: int) -> int | float:
     """Centipoints as the points people read: 1050 → 10.5, 1000 → 10."""
     return cp // CP if cp % CP == 0 else cp / CP
