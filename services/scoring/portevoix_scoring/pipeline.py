@@ -477,7 +477,8 @@ class ScoringPipeline:
         """The batch's states: from the batches before it (not applied yet: what they will
         have written, at their tokens: `prev`, then `older`, the batch whose script is in flight
         while `prev` is computed), from memory (what this instance wrote last), else from Redis
-        (at most two MGETs; Valkey runs them after the script in flight, if any). A state is
+        (at most two MGETs, and the item lists of posts that have items; Valkey runs them after
+        the script in flight, if any). A state is
         held by one of these at a time: taking it moves it."""
         store = self.store
         cache = self._cache
@@ -520,10 +521,13 @@ class ScoringPipeline:
         chunk.fetched.update(keys)
         states, chunk.seen = await store.load(keys, ids)
         chunk.seen |= {e.event_id for e in events if e.event_id in in_flight}
+        read: list[PostState] = []
         for pk in post_keys:
             if pk not in mem.posts:
                 v = states[store.post_key(pk)]
                 mem.posts[pk] = _Post(v.version, PostState.loads(pk, v.raw))
+                read.append(mem.posts[pk].state)
+        await store.load_items(read)  # held/voided items, for the posts that have some
         # Second read: ambassadors the loaded posts point to (authors, early colleagues).
         more: set[str] = set()
         for slot in mem.posts.values():

@@ -27,6 +27,7 @@ from portevoix.contracts.readmodels import (
     BOARD_INDEX,
     BOARD_INDEX_DONE,
     ORG_ONLY,
+    POST_ITEMS,
     POST_STATE,
     REACTION,
     SCORING_GENERATION,
@@ -46,7 +47,7 @@ from portevoix.contracts.readmodels import (
 )
 from portevoix.runtime.redis import text
 from portevoix_scoring.domain.ambassador_state import AmbassadorState
-from portevoix_scoring.domain.post_state import PostState
+from portevoix_scoring.domain.post_state import PostState, changed_items, item_line, item_of
 from portevoix_scoring.domain.scorer import Effects
 from portevoix_scoring.domain.table import PointsTable, load_table
 
@@ -102,6 +103,8 @@ for _, k in ipairs(M) do
   if #args >= 2 * CH then redis.call('MSET', unpack(args)); args = {} end
 end
 if #args > 0 then redis.call('MSET', unpack(args)) end
+-- Post item lists started over (then appended to by `l`, like the ledgers).
+for _, k in ipairs(b.d) do redis.call('DEL', k) end
 local BP, idx = b.bp, {}
 -- Board changes are summed per (board, member) first (credits per target set, a team's once per
 -- set), then written per board: one ZINCRBY per member on a board with few of them, else one
@@ -380,12 +383,18 @@ class ScoreStore:
         self.board_prefix = board_key(gen, "")  # every per-person board starts with it
         self.ledger_prefix = ledger_key(gen, "")
         self.board_index = BOARD_INDEX.format(gen=gen)
+        self._held_prefix = POST_ITEMS.format(gen=gen, which="held", post_key="")
+        self._voided_prefix = POST_ITEMS.format(gen=gen, which="voided", post_key="")
 
     def post_key(self, post_key: str) -> str:
         return self._post_prefix + post_key
 
     def ambassador_key(self, ambassador_id: str) -> str:
         return self._amb_prefix + ambassador_id
+
+    def items_keys(self, post_key: str) -> tuple[str, str]:
+        """The lists of a post's held and voided items."""
+        return self._held_prefix + post_key, self._voided_prefix + post_key
 
     def reaction_key(self, post_key: str, kind: str, actor: str) -> str:
         return f"{self._react_prefix}{post_key}:{kind}:{actor}"
@@ -412,6 +421,20 @@ class ScoreStore:
                 states[k] = Versioned("", None)
         seen = {eid for eid, hit in zip(events, res[len(keys) :], strict=True) if hit}
         return states, seen
+
+    async def load_items(self, posts: Iterable[PostState]) -> None:
+        """The held and voided items of post states just read (`PostState.unread`), in one
+        round trip. A state's version covers its items: they are only written with it."""
+        wanted = [p for p in posts if p.unread != (0, 0)]
+        if not wanted:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        for p in wanted:
+            for key in self.items_keys(p.post_key):
+                pipe.lrange(key, 0, -1)
+        res: list[list[bytes]] = await pipe.execute()
+        for i, p in enumerate(wanted):
+            p.attach([item_of(r) for r in res[2 * i]], [item_of(r) for r in res[2 * i + 1]])
 
     # -- write phase -----------------------------------------------------------------------
     def batch(self, *, publish_badges: bool = True) -> BatchWrite:
@@ -669,6 +692,32 @@ class BatchWrite:
                 await pipe.execute()
                 pipe = redis.pipeline(transaction=False)
 
+    def _stored_form(self, value: bytes | Serialisable, dels: list[str]) -> bytes:
+        """A state as stored. A post state's held and voided items go to their own lists: only
+        what is new is appended (`dels`: lists to start over first), so a post gathering
+        items costs the same per event however many it has."""
+        if isinstance(value, bytes):
+            return value
+        if not isinstance(value, PostState):
+            return value.dumps()
+        post = value
+        assert post.unread == (0, 0), "a post state's items must be read before it is written"
+        held, n_held, voided, n_voided = post.stored
+        if post.held or post.voided or n_held or n_voided:
+            keys = self._store.items_keys(post.post_key)
+            for key, current, stored, n in ((keys[0], post.held, held, n_held),
+                                            (keys[1], post.voided, voided, n_voided)):  # fmt: skip
+                again, new = changed_items(current, stored, n)
+                if again:
+                    dels.append(key)
+                if new:
+                    lines = self._l.get(key)
+                    if lines is None:
+                        lines = self._l[key] = []
+                    lines += (item_line(i) for i in new)
+            post.stored = (post.held, len(post.held), post.voided, len(post.voided))
+        return post.blob()
+
     def _erasure_entries(self) -> list[list[Any]]:
         store = self._store
         gen = store.gen
@@ -696,9 +745,10 @@ class BatchWrite:
         chunks: list[bytes] = []
         offset = 1  # Lua strings are 1-based
         gw: list[int] = []
+        dels: list[str] = []
         for i, (_, value) in enumerate(self._guards.values(), 1):
             if value is not None:
-                raw = prefix + (value if isinstance(value, bytes) else value.dumps())
+                raw = prefix + self._stored_form(value, dels)
                 chunks.append(raw)
                 gw += (i, offset, len(raw))
                 offset += len(raw)
@@ -726,7 +776,7 @@ class BatchWrite:
         gv = [g[0] for g in self._guards.values()]
         batch = {"m": self.markers, "gk": list(self._guards), "gv": gv, "gw": gw, "z": []}
         batch |= {"t": target_sets, "c": credits}
-        batch |= {"h": hs, "l": lists, "x": sets, "e": self._erasure_entries()}
+        batch |= {"d": dels, "h": hs, "l": lists, "x": sets, "e": self._erasure_entries()}
         batch |= self._common()
         return _PACK(batch), b"".join(chunks)
 
@@ -743,8 +793,8 @@ class BatchWrite:
 
         def fresh() -> None:
             nonlocal part, chunks, offset, ops
-            part = {"m": [], "gk": [], "gv": [], "gw": [], "z": [], "h": [], "l": [], "x": [],
-                    "e": [], **self._common()}  # fmt: skip
+            part = {"m": [], "gk": [], "gv": [], "gw": [], "z": [], "d": [], "h": [], "l": [],
+                    "x": [], "e": [], **self._common()}  # fmt: skip
             chunks, offset, ops = [], 1, 0  # Lua strings are 1-based
 
         def put(value: bytes) -> int:
@@ -766,7 +816,7 @@ class BatchWrite:
             part["gk"].append(key)
             part["gv"].append(version)
             if value is not None:
-                raw = prefix + (value if isinstance(value, bytes) else value.dumps())
+                raw = prefix + self._stored_form(value, part["d"])
                 part["gw"] += (len(part["gk"]), put(raw), len(raw))
             full()
         for marker in self.markers:
