@@ -147,6 +147,44 @@ async def bench_awards(redis_url: str) -> dict[str, float]:
     }
 
 
+async def bench_held_post(
+    redis_url: str, counts: tuple[int, ...] = (2_000, 10_000)
+) -> dict[str, float]:
+    """One post held in review gathering likes (a viral post awaiting a moderator): CPU per
+    like through the pipeline, at two sizes. Its items are appended to a list, so the cost per
+    like must not grow with the likes the post already has."""
+    out: dict[str, float] = {}
+    redis = connect_redis(redis_url)
+    for n in counts:
+        await redis.flushdb()
+        store, table = await ScoreStore.open(redis, default_table())
+        pipeline = ScoringPipeline(Scorer(table, TZ), store)
+        post = {"type": "post.received", "event_id": "viral", "occurred_at": _iso(T0),
+                "producer": "bench", "post_key": "linkedin:viral", "network": "linkedin",
+                "post_id": "viral", "ambassador_id": "a0", "author": "h0", "text": "bench",
+                "kind": "original", "followers": 900}  # fmt: skip
+        review = {"type": "post.moderated", "event_id": "dec-viral", "occurred_at": _iso(T0),
+                  "producer": "bench", "decision_id": "dec-viral", "post_key": "linkedin:viral",
+                  "post_event_id": "viral", "ambassador_id": "a0", "verdict": "review",
+                  "charter_version": "1", "engine_version": "1", "content_hash": "h"}  # fmt: skip
+        await pipeline.handle(deliveries([setup_events(1)[0], post, review]))
+        likes = [{"type": "engagement.received", "event_id": f"like{i}", "occurred_at":
+                  _iso(T0 + timedelta(seconds=i)), "producer": "bench", "engagement": "like",
+                  "post_key": "linkedin:viral", "network": "linkedin", "post_id": "viral",
+                  "actor": f"fan{i}", "actor_ambassador_id": None} for i in range(n)]  # fmt: skip
+        valkey0, cpu0 = await valkey_cpu(redis), time.process_time()
+        for k in range(0, n, 500):
+            batch = deliveries(likes[k : k + 500])
+            await pipeline.handle(batch)
+            assert all(d.outcome == "ok" for d in batch)
+        cpu, valkey = time.process_time() - cpu0, await valkey_cpu(redis) - valkey0
+        out[f"held_post_{n // 1000}k_likes_python_cpu_us_per_like"] = round(cpu / n * 1e6, 1)
+        out[f"held_post_{n // 1000}k_likes_valkey_cpu_us_per_like"] = round(valkey / n * 1e6, 1)
+    await redis.flushdb()
+    await redis.aclose()
+    return out
+
+
 async def valkey_cpu(redis: Any) -> float:
     """CPU seconds Valkey has used (all threads): its share of the work, whatever the load of
     this shared machine does to wall-clock figures."""
@@ -255,6 +293,7 @@ async def main() -> dict[str, Any]:
         try:
             results: dict[str, float] = {}
             results |= await bench_awards(valkey.url)
+            results |= await bench_held_post(valkey.url)
             results |= await bench_rebuild(natsd.url, valkey.url)
             results |= await asyncio.to_thread(bench_reads, natsd.url, valkey.url)
         finally:
@@ -273,7 +312,9 @@ async def main() -> dict[str, Any]:
             "external + 10% colleague engagement through ScoringPipeline.handle (validation, "
             "scorer, one atomic Lua step per 125 events; pulls of 500 driven as the bus "
             "runtime does while backlogged: a pull's last script confirmed after the next pull "
-            "was handled); rebuild: ordered consumer over "
+            "was handled); held_post: one post held in review liked 2,000 then 10,000 times "
+            "(pulls of 500): the cost per like must not grow with the post's likes; rebuild: "
+            "ordered consumer over "
             f"PV_EVENTS ({REBUILD_EVENTS:,} events) into a fresh generation, then swap "
             "(rebuild_1m_seconds: extrapolated unless 1,000,000 events were asked); reads: HTTP "
             "through the API process, sequential, 1000 ambassadors. *_cpu_us_per_event: CPU "

@@ -238,10 +238,11 @@ class Scorer:
     def post_needs(post: PostState) -> set[str]:
         """Ambassador states a post's events may touch: its author, the colleagues of its
         engagement not earned yet."""
-        out = {i.actor for i in post.held if i.actor and not i.earned}
         if post.author:
-            out.add(post.author)
-        return out
+            # Items are earned once the author is known (`on_post` earns the early ones): no
+            # need to look through the items a post held in review may have by thousands.
+            return {post.author}
+        return {i.actor for i in post.held if i.actor and not i.earned}
 
     def apply(
         self,
