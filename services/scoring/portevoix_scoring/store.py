@@ -75,8 +75,9 @@ PRODUCER = "scoring"
 # replaying the awards bench's batches under callgrind, 6.59 → 6.37 G.)
 #   m: marker keys; gk: state keys read, gv: the versions they must have; gw: (index into gk,
 #   offset, length)* of the states written; z: [key, (member, delta)*]; h: [key, (field, delta)*];
-#   l: [key, (offset, length)*]; x: [key, field, offset, length]; bp: prefix of the per-person
-#   board keys, bi: their index (set), ob: the outbox; e: GDPR erasures, applied after the
+#   d: post item lists to start over (DEL, before `l` appends to them); l: [key, (offset,
+#   length)*] (RPUSH: ledger lines, post items); x: [key, field, offset, length]; bp: prefix of
+#   the per-person board keys, bi: their index (set), ob: the outbox; e: GDPR erasures, after the
 #   batch's writes (an erasure is always the last step of its batch): [ambassador, ledger key,
 #   badges key, stats key, [rolling cache keys], [their reaction markers]]
 # Multi-key commands (EXISTS, MGET, MSET) in chunks: each call from Lua has a fixed cost that
