@@ -478,8 +478,8 @@ class ScoringPipeline:
         have written, at their tokens: `prev`, then `older`, the batch whose script is in flight
         while `prev` is computed), from memory (what this instance wrote last), else from Redis
         (at most two MGETs, and the item lists of posts that have items; Valkey runs them after
-        the script in flight, if any). A state is
-        held by one of these at a time: taking it moves it."""
+        the script in flight, if any). A state is held by one of these at a time: taking it
+        moves it."""
         store = self.store
         cache = self._cache
         events = chunk.events

@@ -738,8 +738,8 @@ class BatchWrite:
         return {"bp": store.board_prefix, "bi": store.board_index, "ob": SCORING_OUTBOX}
 
     def payload(self, token: str) -> tuple[bytes, bytes]:
-        """The script's batch (MessagePack) and its values blob, all in one (checked steps). Values are
-        referred to by (offset, length) into the blob."""
+        """The script's batch (MessagePack) and its values blob, all in one (checked steps).
+        Values are referred to by (offset, length) into the blob."""
         target_sets, credits = self._credit_sets()
         h = self._expand_reach()
         prefix = token.encode() + b"\n"

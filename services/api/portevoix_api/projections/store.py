@@ -27,9 +27,9 @@ from portevoix_api.projections.analytics import LAST_ACTIVE, Step
 # One batch of steps (analytics.py's `Step`s) in one call. ARGV[1] is a flat MessagePack array
 # of the steps one after another, each as: n (how many values follow), op, the step's keys, its
 # args (one flat array is what Lua decodes fastest; as MessagePack, Valkey's cmsgpack decodes a
-# batch of 1,000 steps in about a quarter less time than its cjson decoded their JSON). In an op, key i of the step is F[k + i] and
-# arg j is F[a + j], as listed above each op. Returns one outcome per step: 1 applied, 0 seen,
-# 2 known post.
+# batch of 1,000 steps in about a quarter less time than its cjson decoded their JSON). In an
+# op, key i of the step is F[k + i] and arg j is F[a + j], as listed above each op. Returns one
+# outcome per step: 1 applied, 0 seen, 2 known post.
 #
 # The effect is that of applying the steps one by one, in order, with a few commands each (one
 # script call per event before; tests/integration/test_analytics_projection.py keeps those
