@@ -56,25 +56,44 @@ def _iso(t: datetime) -> str:
 
 def setup_events(n_ambassadors: int = N_AMBASSADORS) -> list[dict[str, Any]]:
     """Registrations, posts (original and relay) and their allow verdicts."""
-    out: list[dict[str, Any]] = []
-    for a in range(n_ambassadors):
-        out.append({"type": "ambassador.registered", "event_id": f"reg{a}", "occurred_at":
-                    _iso(T0), "producer": "bench", "ambassador_id": f"a{a}", "display_name":
-                    f"Ambassador {a}", "team": TEAMS[a % len(TEAMS)], "handles": {}, "consent":
-                    True})  # fmt: skip
+    out = [registration(a) for a in range(n_ambassadors)]
     for p in range(n_ambassadors * POSTS_PER_AMBASSADOR):
         a = p % n_ambassadors
-        at = _iso(T0 + timedelta(minutes=p % 20_000))
-        pk = f"linkedin:b{p}"
-        out.append({"type": "post.received", "event_id": f"post{p}", "occurred_at": at,
-                    "producer": "bench", "post_key": pk, "network": "linkedin", "post_id":
-                    f"b{p}", "ambassador_id": f"a{a}", "author": f"h{a}", "text": "bench",
-                    "kind": "relay" if p % 3 else "original", "followers": 400 + p % 900})  # fmt: skip
-        out.append({"type": "post.moderated", "event_id": f"dec{p}", "occurred_at": at,
-                    "producer": "bench", "decision_id": f"dec{p}", "post_key": pk,
-                    "post_event_id": f"post{p}", "ambassador_id": f"a{a}", "verdict": "allow",
-                    "charter_version": "1", "engine_version": "1", "content_hash": "h"})  # fmt: skip
+        at = T0 + timedelta(minutes=p % 20_000)
+        kind = "relay" if p % 3 else "original"
+        out += post_events(f"b{p}", a, at, kind, 400 + p % 900, ids=(f"post{p}", f"dec{p}"))
     return out
+
+
+def registration(a: int) -> dict[str, Any]:
+    return {"type": "ambassador.registered", "event_id": f"reg{a}", "occurred_at": _iso(T0),
+            "producer": "bench", "ambassador_id": f"a{a}", "display_name": f"Ambassador {a}",
+            "team": TEAMS[a % len(TEAMS)], "handles": {}, "consent": True}  # fmt: skip
+
+
+def post_events(post_id: str, a: int, at: datetime, kind: str = "original",
+                followers: int = 900, verdict: str = "allow", ids: tuple[str, str] | None = None,
+                ) -> list[dict[str, Any]]:  # fmt: skip
+    """Ambassador a{a}'s post linkedin:{post_id} and its verdict (`ids`: their event ids)."""
+    pk = f"linkedin:{post_id}"
+    eid, did = ids or (post_id, f"dec-{post_id}")
+    return [{"type": "post.received", "event_id": eid, "occurred_at": _iso(at),
+             "producer": "bench", "post_key": pk, "network": "linkedin", "post_id": post_id,
+             "ambassador_id": f"a{a}", "author": f"h{a}", "text": "bench", "kind": kind,
+             "followers": followers},
+            {"type": "post.moderated", "event_id": did, "occurred_at": _iso(at),
+             "producer": "bench", "decision_id": did, "post_key": pk,
+             "post_event_id": eid, "ambassador_id": f"a{a}", "verdict": verdict,
+             "charter_version": "1", "engine_version": "1", "content_hash": "h"}]  # fmt: skip
+
+
+def reaction(event_id: str, post_id: str, at: datetime, kind: str = "like",
+             actor: str | None = None, colleague: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Engagement on linkedin:{post_id}, by an outsider (`actor`) or a colleague."""
+    return {"type": "engagement.received", "event_id": event_id, "occurred_at": _iso(at),
+            "producer": "bench", "engagement": kind, "post_key": f"linkedin:{post_id}",
+            "network": "linkedin", "post_id": post_id, "actor": colleague or actor,
+            "actor_ambassador_id": colleague}  # fmt: skip
 
 
 def engagement(i: int, n_posts: int, prefix: str = "e") -> dict[str, Any]:
@@ -82,11 +101,8 @@ def engagement(i: int, n_posts: int, prefix: str = "e") -> dict[str, Any]:
     p = (i * 7919) % n_posts
     kind = ("like", "like", "like", "comment", "share", "click")[i % 6]
     colleague = f"a{(i * 31) % N_AMBASSADORS}" if i % 10 == 0 else None
-    return {"type": "engagement.received", "event_id": f"{prefix}{i}", "occurred_at":
-            _iso(T0 + timedelta(minutes=(p % 20_000) + 1 + i % 600)), "producer": "bench",
-            "engagement": kind, "post_key": f"linkedin:b{p}", "network": "linkedin",
-            "post_id": f"b{p}", "actor": colleague or f"fan{i}", "actor_ambassador_id":
-            colleague}  # fmt: skip
+    at = T0 + timedelta(minutes=(p % 20_000) + 1 + i % 600)
+    return reaction(f"{prefix}{i}", f"b{p}", at, kind, f"fan{i}", colleague)
 
 
 def subject(e: dict[str, Any]) -> str:
@@ -159,19 +175,11 @@ async def bench_held_post(
         await redis.flushdb()
         store, table = await ScoreStore.open(redis, default_table())
         pipeline = ScoringPipeline(Scorer(table, TZ), store)
-        post = {"type": "post.received", "event_id": "viral", "occurred_at": _iso(T0),
-                "producer": "bench", "post_key": "linkedin:viral", "network": "linkedin",
-                "post_id": "viral", "ambassador_id": "a0", "author": "h0", "text": "bench",
-                "kind": "original", "followers": 900}  # fmt: skip
-        review = {"type": "post.moderated", "event_id": "dec-viral", "occurred_at": _iso(T0),
-                  "producer": "bench", "decision_id": "dec-viral", "post_key": "linkedin:viral",
-                  "post_event_id": "viral", "ambassador_id": "a0", "verdict": "review",
-                  "charter_version": "1", "engine_version": "1", "content_hash": "h"}  # fmt: skip
-        await pipeline.handle(deliveries([setup_events(1)[0], post, review]))
-        likes = [{"type": "engagement.received", "event_id": f"like{i}", "occurred_at":
-                  _iso(T0 + timedelta(seconds=i)), "producer": "bench", "engagement": "like",
-                  "post_key": "linkedin:viral", "network": "linkedin", "post_id": "viral",
-                  "actor": f"fan{i}", "actor_ambassador_id": None} for i in range(n)]  # fmt: skip
+        await pipeline.handle(
+            deliveries([registration(0), *post_events("viral", 0, T0, verdict="review")])
+        )
+        likes = [reaction(f"like{i}", "viral", T0 + timedelta(seconds=i), actor=f"fan{i}")
+                 for i in range(n)]  # fmt: skip
         valkey0, cpu0 = await valkey_cpu(redis), time.process_time()
         for k in range(0, n, 500):
             batch = deliveries(likes[k : k + 500])
@@ -183,6 +191,43 @@ async def bench_held_post(
     await redis.flushdb()
     await redis.aclose()
     return out
+
+
+async def bench_popular_ambassador(
+    redis_url: str, colleagues: int = 2_000, likes: int = 10_000
+) -> dict[str, float]:
+    """An ambassador `colleagues` fellow ambassadors have engaged with (their like-ring
+    counters), then liked by outsiders in a mixed stream (one like in ten theirs): CPU per event.
+    Their colleague pairs live apart from their state, which every like rewrites."""
+    redis = connect_redis(redis_url)
+    await redis.flushdb()
+    store, table = await ScoreStore.open(redis, default_table())
+    pipeline = ScoringPipeline(Scorer(table, TZ), store)
+    n = colleagues + 1
+    setup = [*setup_events(n), *post_events("popular", 0, T0),
+             *(reaction(f"c{i}", "popular", T0, colleague=f"a{i}") for i in range(1, n))]  # fmt: skip
+    for k in range(0, len(setup), 500):
+        await pipeline.handle(deliveries(setup[k : k + 500]))
+    n_posts = n * POSTS_PER_AMBASSADOR
+    stream = [reaction(f"x{i}", "popular", T0 + timedelta(seconds=i), actor=f"fan{i}")
+              if i % 10 == 0 else engagement(i, n_posts, "x") | {"actor_ambassador_id": None,
+                                                                  "actor": f"fan{i}"}
+              for i in range(likes)]  # fmt: skip
+    valkey0, cpu0 = await valkey_cpu(redis), time.process_time()
+    for k in range(0, likes, 500):
+        batch = deliveries(stream[k : k + 500])
+        await pipeline.handle(batch)
+        assert all(d.outcome == "ok" for d in batch)
+    cpu, valkey = time.process_time() - cpu0, await valkey_cpu(redis) - valkey0
+    state: Any = await redis.get(store.ambassador_key("a0"))
+    await redis.flushdb()
+    await redis.aclose()
+    return {
+        "popular_ambassador_colleagues": colleagues,
+        "popular_ambassador_python_cpu_us_per_event": round(cpu / likes * 1e6, 1),
+        "popular_ambassador_valkey_cpu_us_per_event": round(valkey / likes * 1e6, 1),
+        "popular_ambassador_state_bytes": len(state),
+    }
 
 
 async def valkey_cpu(redis: Any) -> float:
@@ -294,6 +339,7 @@ async def main() -> dict[str, Any]:
             results: dict[str, float] = {}
             results |= await bench_awards(valkey.url)
             results |= await bench_held_post(valkey.url)
+            results |= await bench_popular_ambassador(valkey.url)
             results |= await bench_rebuild(natsd.url, valkey.url)
             results |= await asyncio.to_thread(bench_reads, natsd.url, valkey.url)
         finally:
@@ -313,7 +359,9 @@ async def main() -> dict[str, Any]:
             "scorer, one atomic Lua step per 125 events; pulls of 500 driven as the bus "
             "runtime does while backlogged: a pull's last script confirmed after the next pull "
             "was handled); held_post: one post held in review liked 2,000 then 10,000 times "
-            "(pulls of 500): the cost per like must not grow with the post's likes; rebuild: "
+            "(pulls of 500): the cost per like must not grow with the post's likes; "
+            "popular_ambassador: an ambassador 2,000 colleagues engaged with, liked by "
+            "outsiders in a mixed stream (one like in ten theirs, pulls of 500); rebuild: "
             "ordered consumer over "
             f"PV_EVENTS ({REBUILD_EVENTS:,} events) into a fresh generation, then swap "
             "(rebuild_1m_seconds: extrapolated unless 1,000,000 events were asked); reads: HTTP "

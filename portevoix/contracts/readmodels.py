@@ -22,6 +22,8 @@ LEDGER = "pv:{{sc}}:{gen}:ledger:{ambassador_id}"  # list of json entries, oldes
 POST_STATE = "pv:{{sc}}:{gen}:post:{post_key}"  # hash: v (version), s (state json)
 SEEN = "pv:{{sc}}:{gen}:seen:{event_id}"  # dedupe marker per consumed event
 AMBASSADOR_STATE = "pv:{{sc}}:{gen}:amb:{ambassador_id}"  # hash: v, s (team, consent, counters)
+# Colleague engagement an ambassador received, per colleague (like-rings): apart from their state.
+COLLEAGUE_PAIRS = "pv:{{sc}}:{gen}:pairs:{ambassador_id}"
 
 
 def ambassador_key(ambassador_id: str) -> str:
@@ -84,7 +86,7 @@ ROLLING_BOARD = "pv:{{sc}}:{gen}:rolling:{days}:{end}{scope}"  # cached zunion o
 REACTION = "pv:{{sc}}:{gen}:react:{post_key}:{kind}:{actor}"  # one like/share per actor per post
 # A post's held and voided items (scoring), apart from its state: lists of JSON arrays.
 POST_ITEMS = "pv:{{sc}}:{gen}:items:{which}:{post_key}"  # which: held | voided
-# Scoring's states (POST_STATE, AMBASSADOR_STATE, REACTION) are strings "version\njson" (one MGET
+# Scoring's states (POST_STATE, AMBASSADOR_STATE, COLLEAGUE_PAIRS, REACTION) are strings "version\njson" (one MGET
 # reads a batch's states; version = token of the last write), not the hashes described above. A
 # post state's items (POST_ITEMS) are written with it, in the same step, under its version.
 STATS = "pv:{{sc}}:{gen}:stats:{ambassador_id}"  # hash: impressions, reactions, clicks, posts,

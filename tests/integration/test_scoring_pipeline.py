@@ -117,17 +117,22 @@ def with_erasures(events: list[Scored], *who: str) -> list[Scored]:
 
 
 async def assert_erased(redis: Redis, gen: str, aid: str) -> None:
-    """Nothing about `aid` is left but the tombstone: no board entry, ledger, badges, stats,
-    reaction marker."""
+    """Nothing about `aid` is left but the tombstone (and their colleague pairs, emptied): no
+    board entry, ledger, badges, stats, reaction marker."""
     keys = [k.decode() async for k in redis.scan_iter(match=f"pv:{{sc}}:{gen}:*")]
     for key in keys:
         if await redis.type(key) == b"zset":
             assert await redis.zscore(key, aid) is None, key
-    assert [k for k in keys if k.endswith(f":{aid}")] == [f"pv:{{sc}}:{gen}:amb:{aid}"]
-    raw = await redis.get(f"pv:{{sc}}:{gen}:amb:{aid}")
+    tomb_key, pairs_key = f"pv:{{sc}}:{gen}:amb:{aid}", f"pv:{{sc}}:{gen}:pairs:{aid}"
+    mine = {k for k in keys if k.endswith(f":{aid}")}
+    assert tomb_key in mine and mine <= {tomb_key, pairs_key}, mine
+    raw = await redis.get(tomb_key)
     assert isinstance(raw, bytes)
     tomb = orjson.loads(raw.partition(b"\n")[2])
     assert tomb["erased"] and not tomb["counts"] and not tomb["recv"] and not tomb["badges"]
+    raw = await redis.get(pairs_key)
+    if raw is not None:
+        assert orjson.loads(raw.partition(b"\n")[2]) == {"recv": {}, "pruned": ""}
 
 
 async def zmap(redis: Redis, key: str) -> dict[str, int]:

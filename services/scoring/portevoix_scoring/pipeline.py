@@ -36,7 +36,7 @@ from portevoix.runtime.delivery import Delivery
 from portevoix.runtime.metrics import observe_many
 from portevoix.runtime.publisher import UNCONFIRMED, EventPublisher, Outgoing, confirm_later
 from portevoix.runtime.redis import text
-from portevoix_scoring.domain.ambassador_state import AmbassadorState
+from portevoix_scoring.domain.ambassador_state import AmbassadorState, ColleaguePairs
 from portevoix_scoring.domain.post_state import PostState
 from portevoix_scoring.domain.scorer import Effects, Scored, Scorer, post_of, reaction_of
 from portevoix_scoring.domain.table import load_table
@@ -78,15 +78,25 @@ class _Ambassador:
     state: AmbassadorState
 
 
+@dataclass
+class _Pairs:
+    version: str
+    state: ColleaguePairs
+
+
 class _Loaded:
     """The batch's states in memory, with the versions they must still have in Redis."""
 
     def __init__(self) -> None:
         self.posts: dict[str, _Post] = {}
         self.ambassadors: dict[str, _Ambassador] = {}
+        self.pairs_of: dict[str, _Pairs] = {}
 
     def ambassador(self, ambassador_id: str) -> AmbassadorState:
         return self.ambassadors[ambassador_id].state
+
+    def pairs(self, ambassador_id: str) -> ColleaguePairs:
+        return self.pairs_of[ambassador_id].state
 
 
 @dataclass
@@ -528,12 +538,21 @@ class ScoringPipeline:
                 mem.posts[pk] = _Post(v.version, PostState.loads(pk, v.raw))
                 read.append(mem.posts[pk].state)
         await store.load_items(read)  # held/voided items, for the posts that have some
-        # Second read: ambassadors the loaded posts point to (authors, early colleagues).
+        # Second read: ambassadors the loaded posts point to (authors, early colleagues), and
+        # the colleague pairs of the batch's colleague engagement.
         more: set[str] = set()
         for slot in mem.posts.values():
             more |= Scorer.post_needs(slot.state)
         more -= mem.ambassadors.keys()
         more_keys = self._ambassadors_held(more, take, mem)
+        pair_ids = Scorer.pairs_needed(events, {pk: p.state for pk, p in mem.posts.items()})
+        for aid in pair_ids:
+            key = store.pairs_key(aid)
+            hit = take(key)
+            if hit is None:
+                more_keys.append(key)
+            else:
+                mem.pairs_of[aid] = _Pairs(hit[0], cast(ColleaguePairs, hit[1]))
         if more_keys:
             chunk.fetched.update(more_keys)
             extra, _ = await store.load(more_keys, ())
@@ -542,6 +561,11 @@ class ScoringPipeline:
             if aid not in mem.ambassadors:
                 v = states[store.ambassador_key(aid)]
                 mem.ambassadors[aid] = _Ambassador(v.version, AmbassadorState.loads(aid, v.raw))
+        for aid in pair_ids:
+            if aid not in mem.pairs_of:
+                v = states[store.pairs_key(aid)]
+                legacy = mem.ambassadors[aid].state.recv if aid in mem.ambassadors else None
+                mem.pairs_of[aid] = _Pairs(v.version, ColleaguePairs.loads(v.raw, legacy))
         for r, rk in reactions.items():
             if r not in chunk.react_versions:
                 chunk.react_versions[r] = states[rk].version
@@ -596,6 +620,11 @@ class ScoringPipeline:
                 amb = mem.ambassadors[aid]
                 state = amb.state if aid in fx.wrote else None
                 guards.append(Guard(store.ambassador_key(aid), amb.version, state))
+            if fx.pairs:  # colleague engagement, erasures
+                for aid, wrote in fx.pairs.items():
+                    pairs = mem.pairs_of[aid]
+                    written = pairs.state if wrote else None
+                    guards.append(Guard(store.pairs_key(aid), pairs.version, written))
             if reaction is not None:
                 value = b"1" if fx.reaction else None
                 guards.append(Guard(reactions[reaction], react_versions[reaction], value))
@@ -616,6 +645,10 @@ class ScoringPipeline:
             key = store.ambassador_key(aid)
             version = batch.version_of(key, token) if key in guarded else amb_slot.version
             chunk.handoff[key] = (version, amb_slot.state)
+        for aid, pairs_slot in mem.pairs_of.items():
+            key = store.pairs_key(aid)
+            version = batch.version_of(key, token) if key in guarded else pairs_slot.version
+            chunk.handoff[key] = (version, pairs_slot.state)
         if not chunk.staged:
             return
         chunk.ids = in_batch

@@ -95,6 +95,7 @@ class MemoryWorld:
         self.seen: set[str] = set()
         self._dirty_posts: set[str] = set()
         self._dirty_ambassadors: set[str] = set()
+        self._dirty_pairs: set[str] = set()
         self._new_reactions: list[tuple[str, str, str]] = []
 
     def apply(self, event: Scored, batch: BatchWrite) -> None:
@@ -111,6 +112,8 @@ class MemoryWorld:
         reaction = reaction_of(event)
         fx = self.scorer.apply(event, post, self.book, reacted=reaction in self.reactions)
         self._dirty_ambassadors |= fx.wrote
+        if fx.pairs:
+            self._dirty_pairs.update(a for a, wrote in fx.pairs.items() if wrote)
         for aid in fx.erased:  # their reaction markers go (the erasure step deletes them)
             self.reactions = {r for r in self.reactions if r[2] != aid}
         if reaction is not None and fx.reaction:
@@ -124,9 +127,11 @@ class MemoryWorld:
                                for pk in self._dirty_posts]  # fmt: skip
         states += (Guard(store.ambassador_key(a), "", self.book.ambassador(a))
                    for a in self._dirty_ambassadors)  # fmt: skip
+        states += (Guard(store.pairs_key(a), "", self.book.pairs(a)) for a in self._dirty_pairs)
         states += (Guard(store.reaction_key(*r), "", b"1") for r in self._new_reactions)
         batch.put_states(states)
         self._dirty_posts, self._dirty_ambassadors, self._new_reactions = set(), set(), []
+        self._dirty_pairs = set()
 
 
 class Rebuild:

@@ -26,6 +26,7 @@ from portevoix.contracts.readmodels import (
     AMBASSADOR_STATE,
     BOARD_INDEX,
     BOARD_INDEX_DONE,
+    COLLEAGUE_PAIRS,
     ORG_ONLY,
     POST_ITEMS,
     POST_STATE,
@@ -378,6 +379,7 @@ class ScoreStore:
         gen = self.gen
         self._post_prefix = POST_STATE.format(gen=gen, post_key="")
         self._amb_prefix = AMBASSADOR_STATE.format(gen=gen, ambassador_id="")
+        self._pairs_prefix = COLLEAGUE_PAIRS.format(gen=gen, ambassador_id="")
         self._seen_prefix = SEEN.format(gen=gen, event_id="")
         self._react_prefix = REACTION.format(gen=gen, post_key="", kind="", actor="")[:-2]
         self.reaction_prefix = self._react_prefix
@@ -392,6 +394,9 @@ class ScoreStore:
 
     def ambassador_key(self, ambassador_id: str) -> str:
         return self._amb_prefix + ambassador_id
+
+    def pairs_key(self, ambassador_id: str) -> str:
+        return self._pairs_prefix + ambassador_id
 
     def items_keys(self, post_key: str) -> tuple[str, str]:
         """The lists of a post's held and voided items."""

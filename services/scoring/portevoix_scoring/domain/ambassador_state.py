@@ -1,5 +1,6 @@
 """What scoring remembers about one ambassador beyond their posts: the state fair-play rules
-and badges need (daily caps, colleague pair counts, counters, active days, badges)."""
+and badges need (daily caps, counters, active days, badges), and apart from it the colleague
+pair counts (rings), which grow with the colleagues who engage and change only when one does."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import orjson
 
 CAP_WINDOW_DAYS = 35  # daily-cap counters kept for this many days before the newest one
 ACTIVE_DAYS_KEPT = 60
+# Engagement this many days older than an ambassador's newest still finds the pair counters it
+# would have found (beyond the rings window), as it finds the daily caps.
+PAIRS_LATE_DAYS = CAP_WINDOW_DAYS
 
 
 @dataclass
@@ -19,7 +23,8 @@ class AmbassadorState:
     team: str | None = None
     # Daily caps: local day -> action -> centipoints earned that day.
     caps: dict[str, dict[str, int]] = field(default_factory=dict)
-    # Colleague engagement received: colleague id -> [count, last local day] (rings).
+    # Colleague pairs of states stored before they had their own key (ColleaguePairs): read
+    # into it, and emptied at its first write.
     recv: dict[str, list[Any]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)  # badge metrics
     days: list[str] = field(default_factory=list)  # local days with a paid post, sorted
@@ -56,23 +61,6 @@ class AmbassadorState:
         horizon = (date.fromisoformat(newest) - timedelta(days=CAP_WINDOW_DAYS)).isoformat()
         self.caps = {d: v for d, v in self.caps.items() if d > horizon}
 
-    # -- colleague pairs (rings) -----------------------------------------------------------
-    def received_from(self, colleague: str, day: str, window_days: int) -> int:
-        """Count of `colleague`'s engagement on this ambassador's posts, in the window."""
-        entry = self.recv.get(colleague)
-        if not entry:
-            return 0
-        count, last = int(entry[0]), str(entry[1])
-        if (date.fromisoformat(day) - date.fromisoformat(last)).days > window_days:
-            return 0
-        return count
-
-    def count_from(self, colleague: str, day: str, window_days: int) -> int:
-        n = self.received_from(colleague, day, window_days) + 1
-        last = self.recv.get(colleague, [0, day])[1]
-        self.recv[colleague] = [n, max(day, str(last))]
-        return n
-
     # -- counters and streaks --------------------------------------------------------------
     def bump(self, metric: str, by: int = 1) -> None:
         self.counts[metric] = self.counts.get(metric, 0) + by
@@ -106,4 +94,58 @@ class AmbassadorState:
     def loads(cls, ambassador_id: str, raw: bytes | None) -> AmbassadorState:
         if not raw:
             return cls(ambassador_id=ambassador_id)
+        return cls(**orjson.loads(raw))
+
+
+@dataclass
+class ColleaguePairs:
+    """Colleague engagement one ambassador received, per colleague: [count, last local day]
+    (like-rings). Its own state, apart from AmbassadorState: a popular ambassador is engaged by
+    hundreds of colleagues, and the ambassador state is rewritten by every point they earn,
+    while this changes only when a colleague engages."""
+
+    recv: dict[str, list[Any]] = field(default_factory=dict)
+    # The newest local day counters were pruned on: pruning runs once per day, and depends on
+    # the stored state only, so online, offline and rebuilt results stay equal.
+    pruned: str = ""
+
+    def received_from(self, colleague: str, day: str, window_days: int) -> int:
+        """Count of `colleague`'s engagement on this ambassador's posts, in the window."""
+        entry = self.recv.get(colleague)
+        if not entry:
+            return 0
+        count, last = int(entry[0]), str(entry[1])
+        if (date.fromisoformat(day) - date.fromisoformat(last)).days > window_days:
+            return 0
+        return count
+
+    def count_from(self, colleague: str, day: str, window_days: int) -> int:
+        n = self.received_from(colleague, day, window_days) + 1
+        last = self.recv.get(colleague, [0, day])[1]
+        self.recv[colleague] = [n, max(day, str(last))]
+        if day > self.pruned:
+            self._prune(day, window_days)
+        return n
+
+    def _prune(self, day: str, window_days: int) -> None:
+        """Drop the pairs no engagement dated after `day` - PAIRS_LATE_DAYS can count any more:
+        the state stays within the colleagues of the last weeks."""
+        self.pruned = day
+        horizon = date.fromisoformat(day) - timedelta(days=window_days + PAIRS_LATE_DAYS)
+        oldest = horizon.isoformat()
+        if any(str(v[1]) < oldest for v in self.recv.values()):
+            self.recv = {c: v for c, v in self.recv.items() if str(v[1]) >= oldest}
+
+    def erase(self) -> None:
+        self.recv, self.pruned = {}, ""
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(self)
+
+    @classmethod
+    def loads(cls, raw: bytes | None, legacy: dict[str, list[Any]] | None = None) -> ColleaguePairs:
+        """`legacy`: the pairs an ambassador state stored before this state existed (used when
+        there is no stored ColleaguePairs yet)."""
+        if not raw:
+            return cls(recv=dict(legacy) if legacy else {})
         return cls(**orjson.loads(raw))

@@ -26,6 +26,7 @@ default caps limit what the ambassador does, and ingest drops an erased person's
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -42,7 +43,7 @@ from portevoix.contracts.events import (
     PostReceived,
     PostReviewed,
 )
-from portevoix_scoring.domain.ambassador_state import AmbassadorState
+from portevoix_scoring.domain.ambassador_state import AmbassadorState, ColleaguePairs
 from portevoix_scoring.domain.post_state import HeldItem, PostState
 from portevoix_scoring.domain.table import CP, Badge, PointsTable
 
@@ -150,7 +151,9 @@ class Effects:
     """What one event changes. Built once per event: a plain slotted class (a dataclass's
     default factories cost twice as much)."""
 
-    __slots__ = ("badges", "credits", "erased", "ledger", "reach", "reaction", "read", "wrote")
+    __slots__ = (
+        "badges", "credits", "erased", "ledger", "pairs", "reach", "reaction", "read", "wrote"
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.ledger: list[LedgerEntry] = []
@@ -159,6 +162,7 @@ class Effects:
         self.badges: list[BadgeGrant] = []
         self.wrote: set[str] = set()  # ambassador states changed
         self.read: set[str] = set()  # ambassador states read (guarded, not written)
+        self.pairs: dict[str, bool] = {}  # colleague-pair states used -> written
         self.reaction = False  # the (post, kind, actor) reaction marker is set by this event
         self.erased: list[str] = []  # ambassadors erased by this event
 
@@ -168,17 +172,26 @@ class Ambassadors(Protocol):
 
     def ambassador(self, ambassador_id: str) -> AmbassadorState: ...
 
+    def pairs(self, ambassador_id: str) -> ColleaguePairs: ...
+
 
 class AmbassadorBook:
     """Ambassador states in memory (offline scoring, tests); created on first use."""
 
     def __init__(self) -> None:
         self.states: dict[str, AmbassadorState] = {}
+        self.colleague_pairs: dict[str, ColleaguePairs] = {}
 
     def ambassador(self, ambassador_id: str) -> AmbassadorState:
         state = self.states.get(ambassador_id)
         if state is None:
             state = self.states[ambassador_id] = AmbassadorState(ambassador_id)
+        return state
+
+    def pairs(self, ambassador_id: str) -> ColleaguePairs:
+        state = self.colleague_pairs.get(ambassador_id)
+        if state is None:
+            state = self.colleague_pairs[ambassador_id] = ColleaguePairs()
         return state
 
 
@@ -244,6 +257,38 @@ class Scorer:
             return {post.author}
         return {i.actor for i in post.held if i.actor and not i.earned}
 
+    @staticmethod
+    def pairs_needed(events: Sequence[Scored], posts: Mapping[str, PostState]) -> set[str]:
+        """Colleague-pair states the events may touch (`posts`: their posts' states before
+        them): both people of every colleague engagement whose post's author is known by then
+        (from its state, or from the batch's own `post.received`, which earns what its post
+        held), and erased ambassadors'."""
+        out: set[str] = set()
+        authors: dict[str, str] = {}
+        colleagues: dict[str, set[str]] = {}
+        for e in events:
+            if isinstance(e, EngagementReceived):
+                if e.actor_ambassador_id:
+                    colleagues.setdefault(e.post_key, set()).add(e.actor_ambassador_id)
+            elif isinstance(e, PostReceived):
+                authors.setdefault(e.post_key, e.ambassador_id)
+            elif isinstance(e, AmbassadorErased):
+                out.add(e.ambassador_id)
+        for pk, author in authors.items():
+            post = posts.get(pk)
+            if post is not None and post.author is None:
+                early = {i.actor for i in post.held if i.actor}
+                if early:
+                    out |= early
+                    out.add(author)
+        for pk, actors in colleagues.items():
+            post = posts.get(pk)
+            paid = post.author if post is not None and post.author else authors.get(pk)
+            if paid is not None:
+                out |= actors
+                out.add(paid)
+        return out
+
     def apply(
         self,
         event: Scored,
@@ -261,6 +306,7 @@ class Scorer:
             return fx
         if isinstance(event, AmbassadorErased):
             self._amb(world, event.ambassador_id, fx).erase()
+            self._pairs(world, event.ambassador_id, fx, write=True).erase()
             fx.erased.append(event.ambassador_id)
             return fx
         assert post is not None, "post events need their post state"
@@ -297,6 +343,17 @@ class Scorer:
         if write:
             fx.read.discard(aid)
         return world.ambassador(aid)
+
+    @staticmethod
+    def _pairs(world: Ambassadors, aid: str, fx: Effects, *, write: bool) -> ColleaguePairs:
+        """Colleague pairs are written only in a step that writes the ambassador's state too."""
+        fx.pairs[aid] = write or fx.pairs.get(aid, False)
+        pairs = world.pairs(aid)
+        if write:
+            me = world.ambassador(aid)
+            if me.recv:
+                me.recv = {}  # stored before pairs had their own state: moved there now
+        return pairs
 
     # -- events ----------------------------------------------------------------------------
     def on_post(self, post: PostState, ev: PostReceived, world: Ambassadors, fx: Effects) -> None:
@@ -357,7 +414,7 @@ class Scorer:
         weight = post.multiplier
         anonymous = self._anonymous(post, world)
         # An erased author's tombstone records nothing (no caps, no colleague counts).
-        me = self._amb(world, author, fx, write=not anonymous)
+        self._amb(world, author, fx, write=not anonymous)
         if actor is not None and actor != author:
             weight *= self.table.fair_play.colleague_weight
             suffix = ":colleague"
@@ -365,8 +422,10 @@ class Scorer:
             them = self._amb(world, actor, fx, write=actor in fx.wrote)
             # Ring counters need both people's history: none for an erased one.
             if rule in rings.actions and not anonymous and not them.erased:
-                given = me.count_from(actor, day, rings.window_days)
-                back = them.received_from(author, day, rings.window_days)
+                mine = self._pairs(world, author, fx, write=True)
+                given = mine.count_from(actor, day, rings.window_days)
+                theirs = self._pairs(world, actor, fx, write=False)
+                back = theirs.received_from(author, day, rings.window_days)
                 if given > rings.threshold and back >= rings.threshold:
                     weight *= rings.weight
                     suffix = ":ring"
