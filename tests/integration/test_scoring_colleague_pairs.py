@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from nats.aio.client import Client as NatsClient
 from redis.asyncio import Redis
 
 from portevoix.contracts.events import (
@@ -17,12 +18,15 @@ from portevoix.contracts.events import (
     EngagementReceived,
     PostModerated,
     PostReceived,
+    subject_for,
 )
 from portevoix.contracts.readmodels import ledger_key
+from portevoix.runtime.streams import ensure_streams
 from portevoix_scoring.domain.projection import Projection
 from portevoix_scoring.domain.scorer import Scored, Scorer
 from portevoix_scoring.domain.table import default_table
 from portevoix_scoring.pipeline import ScoringPipeline
+from portevoix_scoring.rebuild import Rebuild
 from portevoix_scoring.store import APPLIED, ScoreStore
 from tests.integration.test_scoring_pipeline import T0, TZ, board, expected
 
@@ -97,6 +101,35 @@ async def test_rings_across_batches_and_instances_equal_the_in_memory_scorer(
     assert pairs["recv"] == {"b1": [6, DAY], "c1": [6, DAY]}
     _, amb = await _state(redis, store.ambassador_key("a1"))
     assert amb["recv"] == {}  # the ambassador state holds no pairs
+
+
+async def test_a_rebuild_writes_the_pairs_the_live_service_then_counts_on(
+    redis: Redis, nc: NatsClient, nats_server: object
+) -> None:
+    js = nc.jetstream()
+    await ensure_streams(js)
+    events: list[Scored] = [_reg("a1"), _reg("b1")]
+    for n in range(6):
+        events += [*_post("a1", n), *_post("b1", n), _like("b1", "a1", n), _like("a1", "b1", n)]
+    done, later = events[:-8], events[-8:]
+    for e in done:
+        await js.publish(subject_for(e), orjson.dumps(e.model_dump(mode="json")),
+                         headers={"Nats-Msg-Id": e.event_id})  # fmt: skip
+    _, table = await ScoreStore.open(redis, default_table())
+    rebuild = Rebuild(redis, nats_server.url, table, TZ, batch=7, flush_every=11)  # type: ignore[attr-defined]
+    report = await rebuild.run()
+    live = ScoringPipeline(Scorer(table, TZ), ScoreStore(redis, report.generation))
+    assert all(o.result == APPLIED for o in await live.apply(later))
+    want = Projection(table, TZ, keep_ledger=True)
+    for e in events:
+        want.apply(e)
+    assert await board(redis, report.generation) == want.boards["all"]
+    for aid in ("a1", "b1"):
+        rules = await _rules(redis, report.generation, aid)
+        assert rules == [e.rule for e in want.ledger if e.ambassador_id == aid]
+        assert "like:ring" in rules
+        _, pairs = await _state(redis, live.store.pairs_key(aid))
+        assert pairs["recv"] == want.book.pairs(aid).recv
 
 
 async def test_an_ambassador_state_does_not_grow_with_the_colleagues_who_engage(
