@@ -24,7 +24,7 @@ from portevoix.contracts.readmodels import ledger_key
 from portevoix.runtime.streams import ensure_streams
 from portevoix_scoring.domain.projection import Projection
 from portevoix_scoring.domain.scorer import Scored, Scorer
-from portevoix_scoring.domain.table import default_table
+from portevoix_scoring.domain.table import PointsTable, default_table
 from portevoix_scoring.pipeline import ScoringPipeline
 from portevoix_scoring.rebuild import Rebuild
 from portevoix_scoring.store import APPLIED, ScoreStore
@@ -68,6 +68,14 @@ async def _state(redis: Redis, key: str) -> tuple[bytes, Any]:
     return version, orjson.loads(blob)
 
 
+def _in_memory(table: PointsTable, events: list[Scored]) -> Projection:
+    """The events through the scorer in memory, ledger kept: what Valkey must hold."""
+    proj = Projection(table, TZ, keep_ledger=True)
+    for e in events:
+        proj.apply(e)
+    return proj
+
+
 async def _rules(redis: Redis, gen: str, aid: str) -> list[str]:
     lines: list[Any] = await redis.lrange(ledger_key(gen, aid), 0, -1)
     return [orjson.loads(x)["rule"] for x in lines]
@@ -87,9 +95,7 @@ async def test_rings_across_batches_and_instances_equal_the_in_memory_scorer(
     # A cold instance (nothing in memory) reads the pairs back and goes on counting.
     b = ScoringPipeline(Scorer(table, TZ), ScoreStore(redis, store.gen), chunk=4)
     assert all(o.result == APPLIED for o in await b.apply(events[half:]))
-    want = Projection(table, TZ, keep_ledger=True)
-    for e in events:
-        want.apply(e)
+    want = _in_memory(table, events)
     assert await board(redis, store.gen) == want.boards["all"]
     for aid in ("a1", "b1"):
         rules = await _rules(redis, store.gen, aid)
@@ -120,9 +126,7 @@ async def test_a_rebuild_writes_the_pairs_the_live_service_then_counts_on(
     report = await rebuild.run()
     live = ScoringPipeline(Scorer(table, TZ), ScoreStore(redis, report.generation))
     assert all(o.result == APPLIED for o in await live.apply(later))
-    want = Projection(table, TZ, keep_ledger=True)
-    for e in events:
-        want.apply(e)
+    want = _in_memory(table, events)
     assert await board(redis, report.generation) == want.boards["all"]
     for aid in ("a1", "b1"):
         rules = await _rules(redis, report.generation, aid)
@@ -205,9 +209,7 @@ async def test_colleague_engagement_held_for_its_post_is_counted_when_the_post_a
     posts = [e for n in range(5) for e in _post("a1", n)]
     assert all(o.result == APPLIED for o in await b.apply(posts))
     events += posts
-    want = Projection(table, TZ, keep_ledger=True)
-    for e in events:
-        want.apply(e)
+    want = _in_memory(table, events)
     assert await board(redis, store.gen) == want.boards["all"]
     assert await _rules(redis, store.gen, "a1") == [
         e.rule for e in want.ledger if e.ambassador_id == "a1"
