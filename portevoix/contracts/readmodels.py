@@ -86,9 +86,10 @@ ROLLING_BOARD = "pv:{{sc}}:{gen}:rolling:{days}:{end}{scope}"  # cached zunion o
 REACTION = "pv:{{sc}}:{gen}:react:{post_key}:{kind}:{actor}"  # one like/share per actor per post
 # A post's held and voided items (scoring), apart from its state: lists of JSON arrays.
 POST_ITEMS = "pv:{{sc}}:{gen}:items:{which}:{post_key}"  # which: held | voided
-# Scoring's states (POST_STATE, AMBASSADOR_STATE, COLLEAGUE_PAIRS, REACTION) are strings "version\njson" (one MGET
-# reads a batch's states; version = token of the last write), not the hashes described above. A
-# post state's items (POST_ITEMS) are written with it, in the same step, under its version.
+# Scoring's states (POST_STATE, AMBASSADOR_STATE, COLLEAGUE_PAIRS, REACTION) are strings
+# "version\njson" (one MGET reads a batch's states; version = token of the last write), not the
+# hashes described above. A post state's items (POST_ITEMS) are written with it, in the same
+# step, under its version.
 STATS = "pv:{{sc}}:{gen}:stats:{ambassador_id}"  # hash: impressions, reactions, clicks, posts,
 # emv:<CUR> (1/10,000 currency units)
 STATS_TOTAL = "pv:{{sc}}:{gen}:stats"  # hash: the same counters for the whole organisation, and

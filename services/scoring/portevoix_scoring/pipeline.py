@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import orjson
 from pydantic import ValidationError
@@ -66,31 +66,24 @@ BADGE_SUBJECT = "pv.evt.badge.awarded"
 YIELD_EVERY = 15  # compute yields every 16 events (mask)
 
 
-@dataclass
-class _Post:
-    version: str
-    state: PostState
+S = TypeVar("S")
 
 
 @dataclass
-class _Ambassador:
-    version: str
-    state: AmbassadorState
+class _Slot(Generic[S]):
+    """A state in memory, with the version it must still have in Redis."""
 
-
-@dataclass
-class _Pairs:
     version: str
-    state: ColleaguePairs
+    state: S
 
 
 class _Loaded:
     """The batch's states in memory, with the versions they must still have in Redis."""
 
     def __init__(self) -> None:
-        self.posts: dict[str, _Post] = {}
-        self.ambassadors: dict[str, _Ambassador] = {}
-        self.pairs_of: dict[str, _Pairs] = {}
+        self.posts: dict[str, _Slot[PostState]] = {}
+        self.ambassadors: dict[str, _Slot[AmbassadorState]] = {}
+        self.pairs_of: dict[str, _Slot[ColleaguePairs]] = {}
 
     def ambassador(self, ambassador_id: str) -> AmbassadorState:
         return self.ambassadors[ambassador_id].state
@@ -511,12 +504,7 @@ class ScoringPipeline:
         for e in events:
             wanted |= Scorer.needs(e)
         keys: list[str] = []
-        for pk in post_keys:
-            hit = take(store.post_key(pk))
-            if hit is None:
-                keys.append(store.post_key(pk))
-            else:
-                mem.posts[pk] = _Post(hit[0], cast(PostState, hit[1]))
+        keys += self._held(post_keys, store.post_key, take, mem.posts)
         known = prev.react_after if prev is not None else {}
         for r, rk in reactions.items():
             after = known.get(rk)
@@ -524,7 +512,7 @@ class ScoringPipeline:
                 keys.append(rk)
             else:
                 chunk.react_versions[r] = after
-        keys += self._ambassadors_held(wanted, take, mem)
+        keys += self._held(wanted, store.ambassador_key, take, mem.ambassadors)
         # Events of the batch in flight are not looked up: they are its (speculatively).
         in_flight = prev.ids if prev is not None else set()
         ids = [e.event_id for e in events if read_seen and e.event_id not in in_flight]
@@ -535,7 +523,7 @@ class ScoringPipeline:
         for pk in post_keys:
             if pk not in mem.posts:
                 v = states[store.post_key(pk)]
-                mem.posts[pk] = _Post(v.version, PostState.loads(pk, v.raw))
+                mem.posts[pk] = _Slot(v.version, PostState.loads(pk, v.raw))
                 read.append(mem.posts[pk].state)
         await store.load_items(read)  # held/voided items, for the posts that have some
         # Second read: ambassadors the loaded posts point to (authors, early colleagues), and
@@ -544,15 +532,9 @@ class ScoringPipeline:
         for slot in mem.posts.values():
             more |= Scorer.post_needs(slot.state)
         more -= mem.ambassadors.keys()
-        more_keys = self._ambassadors_held(more, take, mem)
+        more_keys = self._held(more, store.ambassador_key, take, mem.ambassadors)
         pair_ids = Scorer.pairs_needed(events, {pk: p.state for pk, p in mem.posts.items()})
-        for aid in pair_ids:
-            key = store.pairs_key(aid)
-            hit = take(key)
-            if hit is None:
-                more_keys.append(key)
-            else:
-                mem.pairs_of[aid] = _Pairs(hit[0], cast(ColleaguePairs, hit[1]))
+        more_keys += self._held(pair_ids, store.pairs_key, take, mem.pairs_of)
         if more_keys:
             chunk.fetched.update(more_keys)
             extra, _ = await store.load(more_keys, ())
@@ -560,12 +542,12 @@ class ScoringPipeline:
         for aid in wanted | more:
             if aid not in mem.ambassadors:
                 v = states[store.ambassador_key(aid)]
-                mem.ambassadors[aid] = _Ambassador(v.version, AmbassadorState.loads(aid, v.raw))
+                mem.ambassadors[aid] = _Slot(v.version, AmbassadorState.loads(aid, v.raw))
         for aid in pair_ids:
             if aid not in mem.pairs_of:
                 v = states[store.pairs_key(aid)]
                 legacy = mem.ambassadors[aid].state.recv if aid in mem.ambassadors else None
-                mem.pairs_of[aid] = _Pairs(v.version, ColleaguePairs.loads(v.raw, legacy))
+                mem.pairs_of[aid] = _Slot(v.version, ColleaguePairs.loads(v.raw, legacy))
         for r, rk in reactions.items():
             if r not in chunk.react_versions:
                 chunk.react_versions[r] = states[rk].version
@@ -574,22 +556,23 @@ class ScoringPipeline:
             chunk.batch.targets = await store.erasure_targets(erased)
         return chunk
 
-    def _ambassadors_held(
-        self,
+    @staticmethod
+    def _held(
         ids: set[str],
+        key_of: Callable[[str], str],
         take: Callable[[str], tuple[str, Any] | None],
-        mem: _Loaded,
+        into: dict[str, _Slot[S]],
     ) -> list[str]:
-        """Put the ambassador states already held (hand-off or memory) into `mem`; return the
-        keys still to read from Redis."""
+        """Put the states already held (hand-off or memory) into `into`; return the keys still
+        to read from Redis."""
         missing: list[str] = []
-        for aid in ids:
-            key = self.store.ambassador_key(aid)
+        for name in ids:
+            key = key_of(name)
             hit = take(key)
             if hit is None:
                 missing.append(key)
             else:
-                mem.ambassadors[aid] = _Ambassador(hit[0], cast(AmbassadorState, hit[1]))
+                into[name] = _Slot(hit[0], cast(S, hit[1]))
         return missing
 
     async def _compute(self, chunk: _Chunk) -> None:
@@ -637,18 +620,16 @@ class ScoringPipeline:
         # are handed on as they were read: else memory would lose them, and they would be read
         # from Redis again, behind the script in flight.
         guarded = batch.guard_steps
-        for pk, post_slot in mem.posts.items():
-            key = store.post_key(pk)
-            version = batch.version_of(key, token) if key in guarded else post_slot.version
-            chunk.handoff[key] = (version, post_slot.state)
-        for aid, amb_slot in mem.ambassadors.items():
-            key = store.ambassador_key(aid)
-            version = batch.version_of(key, token) if key in guarded else amb_slot.version
-            chunk.handoff[key] = (version, amb_slot.state)
-        for aid, pairs_slot in mem.pairs_of.items():
-            key = store.pairs_key(aid)
-            version = batch.version_of(key, token) if key in guarded else pairs_slot.version
-            chunk.handoff[key] = (version, pairs_slot.state)
+        slots: list[tuple[dict[str, Any], Callable[[str], str]]] = [
+            (mem.posts, store.post_key),
+            (mem.ambassadors, store.ambassador_key),
+            (mem.pairs_of, store.pairs_key),
+        ]
+        for held, key_of in slots:
+            for name, slot in held.items():
+                key = key_of(name)
+                version = batch.version_of(key, token) if key in guarded else slot.version
+                chunk.handoff[key] = (version, slot.state)
         if not chunk.staged:
             return
         chunk.ids = in_batch

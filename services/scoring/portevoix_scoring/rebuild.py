@@ -130,8 +130,8 @@ class MemoryWorld:
         states += (Guard(store.pairs_key(a), "", self.book.pairs(a)) for a in self._dirty_pairs)
         states += (Guard(store.reaction_key(*r), "", b"1") for r in self._new_reactions)
         batch.put_states(states)
-        self._dirty_posts, self._dirty_ambassadors, self._new_reactions = set(), set(), []
-        self._dirty_pairs = set()
+        self._dirty_posts, self._dirty_ambassadors, self._dirty_pairs = set(), set(), set()
+        self._new_reactions = []
 
 
 class Rebuild:

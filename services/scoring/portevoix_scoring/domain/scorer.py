@@ -277,7 +277,7 @@ class Scorer:
         for pk, author in authors.items():
             post = posts.get(pk)
             if post is not None and post.author is None:
-                early = {i.actor for i in post.held if i.actor}
+                early = Scorer.post_needs(post)  # the colleagues of the items it held
                 if early:
                     out |= early
                     out.add(author)
