@@ -14,7 +14,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
@@ -71,10 +71,11 @@ S = TypeVar("S")
 
 @dataclass
 class _Slot(Generic[S]):
-    """A state in memory, with the version it must still have in Redis."""
+    """A state in memory, with its key and the version it must still have in Redis."""
 
     version: str
     state: S
+    key: str  # built once per batch: guards, hand-off and cache reuse it (and its hash)
 
 
 class _Loaded:
@@ -500,9 +501,7 @@ class ScoringPipeline:
         post_keys = {pk for e in events if (pk := post_of(e)) is not None}
         reactions = {r: store.reaction_key(*r) for e in events if (r := reaction_of(e))}
         chunk.reactions = reactions
-        wanted: set[str] = set()
-        for e in events:
-            wanted |= Scorer.needs(e)
+        wanted = Scorer.needs(events)
         keys: list[str] = []
         keys += self._held(post_keys, store.post_key, take, mem.posts)
         known = prev.react_after if prev is not None else {}
@@ -522,8 +521,9 @@ class ScoringPipeline:
         read: list[PostState] = []
         for pk in post_keys:
             if pk not in mem.posts:
-                v = states[store.post_key(pk)]
-                mem.posts[pk] = _Slot(v.version, PostState.loads(pk, v.raw))
+                key = store.post_key(pk)
+                v = states[key]
+                mem.posts[pk] = _Slot(v.version, PostState.loads(pk, v.raw), key)
                 read.append(mem.posts[pk].state)
         await store.load_items(read)  # held/voided items, for the posts that have some
         # Second read: ambassadors the loaded posts point to (authors, early colleagues), and
@@ -541,13 +541,15 @@ class ScoringPipeline:
             states.update(extra)
         for aid in wanted | more:
             if aid not in mem.ambassadors:
-                v = states[store.ambassador_key(aid)]
-                mem.ambassadors[aid] = _Slot(v.version, AmbassadorState.loads(aid, v.raw))
+                key = store.ambassador_key(aid)
+                v = states[key]
+                mem.ambassadors[aid] = _Slot(v.version, AmbassadorState.loads(aid, v.raw), key)
         for aid in pair_ids:
             if aid not in mem.pairs_of:
-                v = states[store.pairs_key(aid)]
+                key = store.pairs_key(aid)
+                v = states[key]
                 legacy = mem.ambassadors[aid].state.recv if aid in mem.ambassadors else None
-                mem.pairs_of[aid] = _Slot(v.version, ColleaguePairs.loads(v.raw, legacy))
+                mem.pairs_of[aid] = _Slot(v.version, ColleaguePairs.loads(v.raw, legacy), key)
         for r, rk in reactions.items():
             if r not in chunk.react_versions:
                 chunk.react_versions[r] = states[rk].version
@@ -572,13 +574,12 @@ class ScoringPipeline:
             if hit is None:
                 missing.append(key)
             else:
-                into[name] = _Slot(hit[0], cast(S, hit[1]))
+                into[name] = _Slot(hit[0], cast(S, hit[1]), key)
         return missing
 
     async def _compute(self, chunk: _Chunk) -> None:
         """The batch's steps, in order, on the states read; then its payload, serialised now:
         the next batch may take (and change) these very state objects."""
-        store = self.store
         mem, batch, token = chunk.mem, chunk.batch, chunk.token
         react_versions, reactions = chunk.react_versions, chunk.reactions
         in_batch: set[str] = set()
@@ -598,16 +599,19 @@ class ScoringPipeline:
             fx = self.scorer.apply(event, post, mem, reacted=reacted)
             guards: list[Guard] = []
             if pk is not None and post is not None:
-                guards.append(Guard(store.post_key(pk), mem.posts[pk].version, post))
-            for aid in fx.wrote | fx.read:
+                slot = mem.posts[pk]
+                guards.append(Guard(slot.key, slot.version, post))
+            for aid in fx.wrote:
                 amb = mem.ambassadors[aid]
-                state = amb.state if aid in fx.wrote else None
-                guards.append(Guard(store.ambassador_key(aid), amb.version, state))
+                guards.append(Guard(amb.key, amb.version, amb.state))
+            for aid in fx.read:
+                if aid not in fx.wrote:
+                    amb = mem.ambassadors[aid]
+                    guards.append(Guard(amb.key, amb.version, None))
             if fx.pairs:  # colleague engagement, erasures
                 for aid, wrote in fx.pairs.items():
                     pairs = mem.pairs_of[aid]
-                    written = pairs.state if wrote else None
-                    guards.append(Guard(store.pairs_key(aid), pairs.version, written))
+                    guards.append(Guard(pairs.key, pairs.version, pairs.state if wrote else None))
             if reaction is not None:
                 value = b"1" if fx.reaction else None
                 guards.append(Guard(reactions[reaction], react_versions[reaction], value))
@@ -620,14 +624,14 @@ class ScoringPipeline:
         # are handed on as they were read: else memory would lose them, and they would be read
         # from Redis again, behind the script in flight.
         guarded = batch.guard_steps
-        slots: list[tuple[dict[str, Any], Callable[[str], str]]] = [
-            (mem.posts, store.post_key),
-            (mem.ambassadors, store.ambassador_key),
-            (mem.pairs_of, store.pairs_key),
-        ]
-        for held, key_of in slots:
-            for name, slot in held.items():
-                key = key_of(name)
+        slots: tuple[Iterable[_Slot[Any]], ...] = (
+            mem.posts.values(),
+            mem.ambassadors.values(),
+            mem.pairs_of.values(),
+        )
+        for held in slots:
+            for slot in held:
+                key = slot.key
                 version = batch.version_of(key, token) if key in guarded else slot.version
                 chunk.handoff[key] = (version, slot.state)
         if not chunk.staged:

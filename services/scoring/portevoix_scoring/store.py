@@ -385,6 +385,7 @@ class ScoreStore:
         self.reaction_prefix = self._react_prefix
         self.board_prefix = board_key(gen, "")  # every per-person board starts with it
         self.ledger_prefix = ledger_key(gen, "")
+        self.stats_prefix = stats_key(gen, "")
         self.board_index = BOARD_INDEX.format(gen=gen)
         self._held_prefix = POST_ITEMS.format(gen=gen, which="held", post_key="")
         self._voided_prefix = POST_ITEMS.format(gen=gen, which="voided", post_key="")
@@ -657,23 +658,24 @@ class BatchWrite:
         return z
 
     def _expand_reach(self) -> dict[str, dict[str, int]]:
-        gen = self._store.gen
+        store = self._store
         h: dict[str, dict[str, int]] = {}
         if self._reach:
             total: dict[str, int] = {}
             for aid, values in self._reach.items():
-                mine = {f: v for f, v in values.items() if v}
-                if mine:
-                    for f, v in mine.items():
+                # None: an erased author's, organisation totals only. EMV by network is read
+                # for the organisation only (dashboards): not kept per person (one HINCRBY less
+                # per event in the script).
+                personal: dict[str, int] | None = {} if aid is not None else None
+                for f, v in values.items():
+                    if v:
                         total[f] = total.get(f, 0) + v
-                    if aid is not None:  # None: an erased author's, organisation totals only
-                        # EMV by network is read for the organisation only (dashboards): not
-                        # kept per person (one HINCRBY less per event in the script).
-                        personal = {f: v for f, v in mine.items() if not f.startswith(ORG_ONLY)}
-                        if personal:
-                            h[stats_key(gen, aid)] = personal
+                        if personal is not None and not f.startswith(ORG_ONLY):
+                            personal[f] = v
+                if personal and aid is not None:
+                    h[store.stats_prefix + aid] = personal
             if total:
-                h[stats_total_key(gen)] = total
+                h[stats_total_key(store.gen)] = total
         self._reach = {}
         return h
 

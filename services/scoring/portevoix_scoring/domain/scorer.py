@@ -26,7 +26,7 @@ default caps limit what the ambassador does, and ingest drops an erased person's
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -60,6 +60,7 @@ REACTIONS = ("like", "share", "comment")
 
 
 _NO_POST = (AmbassadorRegistered, AmbassadorErased)  # a tuple: isinstance is faster than on a union
+_OWN = (AmbassadorRegistered, AmbassadorErased, PostReceived)  # events naming their ambassador
 
 
 def post_of(event: Scored) -> str | None:
@@ -238,13 +239,15 @@ class Scorer:
 
     # -- what an event touches (the service loads these states before applying) ------------
     @staticmethod
-    def needs(event: Scored) -> set[str]:
-        """Ambassador states `apply` may read or write, as far as the event tells."""
+    def needs(events: Iterable[Scored]) -> set[str]:
+        """Ambassador states `apply` may read or write for these events, as far as they tell."""
         out: set[str] = set()
-        if isinstance(event, AmbassadorRegistered | AmbassadorErased | PostReceived):
-            out.add(event.ambassador_id)
-        if isinstance(event, EngagementReceived) and event.actor_ambassador_id:
-            out.add(event.actor_ambassador_id)
+        for event in events:
+            if isinstance(event, EngagementReceived):
+                if event.actor_ambassador_id:
+                    out.add(event.actor_ambassador_id)
+            elif isinstance(event, _OWN):
+                out.add(event.ambassador_id)
         return out
 
     @staticmethod
