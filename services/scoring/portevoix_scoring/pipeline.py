@@ -115,8 +115,9 @@ class _Chunk:
         self.token = secrets.token_hex(8)
         self.mem = _Loaded()
         self.seen: set[str] = set()
-        self.reactions: dict[tuple[str, str, str], str] = {}
-        self.react_versions: dict[tuple[str, str, str], str] = {}
+        # Per event: its post's key and its reaction marker's key (a like or share), if any.
+        self.about: list[tuple[str | None, str | None]] = []
+        self.react_versions: dict[str, str] = {}  # reaction key -> its version (read or set)
         self.staged: list[tuple[int, Effects]] = []
         self.outcomes: list[Outcome] = [Outcome(DUPLICATE) for _ in events]
         self.ids: set[str] = set()  # events it applies
@@ -498,19 +499,22 @@ class ScoringPipeline:
                 hit = earlier.pop(key, None)
             return hit if hit is not None else cache.take(key)
 
-        post_keys = {pk for e in events if (pk := post_of(e)) is not None}
-        reactions = {r: store.reaction_key(*r) for e in events if (r := reaction_of(e))}
-        chunk.reactions = reactions
+        about = chunk.about = [
+            (post_of(e), store.reaction_key(*r) if (r := reaction_of(e)) else None) for e in events
+        ]
+        post_keys = {pk for pk, _ in about if pk is not None}
+        reactions = dict.fromkeys(rk for _, rk in about if rk is not None)
+        react_versions = chunk.react_versions
         wanted = Scorer.needs(events)
         keys: list[str] = []
         keys += self._held(post_keys, store.post_key, take, mem.posts)
         known = prev.react_after if prev is not None else {}
-        for r, rk in reactions.items():
+        for rk in reactions:
             after = known.get(rk)
             if after is None:
                 keys.append(rk)
             else:
-                chunk.react_versions[r] = after
+                react_versions[rk] = after
         keys += self._held(wanted, store.ambassador_key, take, mem.ambassadors)
         # Events of the batch in flight are not looked up: they are its (speculatively).
         in_flight = prev.ids if prev is not None else set()
@@ -550,9 +554,9 @@ class ScoringPipeline:
                 v = states[key]
                 legacy = mem.ambassadors[aid].state.recv if aid in mem.ambassadors else None
                 mem.pairs_of[aid] = _Slot(v.version, ColleaguePairs.loads(v.raw, legacy), key)
-        for r, rk in reactions.items():
-            if r not in chunk.react_versions:
-                chunk.react_versions[r] = states[rk].version
+        for rk in reactions:
+            if rk not in react_versions:
+                react_versions[rk] = states[rk].version
         erased = [e.ambassador_id for e in events if isinstance(e, AmbassadorErased)]
         if erased:
             chunk.batch.targets = await store.erasure_targets(erased)
@@ -581,7 +585,7 @@ class ScoringPipeline:
         """The batch's steps, in order, on the states read; then its payload, serialised now:
         the next batch may take (and change) these very state objects."""
         mem, batch, token = chunk.mem, chunk.batch, chunk.token
-        react_versions, reactions = chunk.react_versions, chunk.reactions
+        react_versions, about = chunk.react_versions, chunk.about
         in_batch: set[str] = set()
         for idx, event in enumerate(chunk.events):
             if idx & YIELD_EVERY == YIELD_EVERY:
@@ -592,14 +596,13 @@ class ScoringPipeline:
             if eid in chunk.seen or eid in in_batch:
                 continue  # DUPLICATE (or the batch in flight's: if it fails, its copy retries)
             in_batch.add(eid)
-            pk = post_of(event)
-            post = mem.posts[pk].state if pk is not None else None
-            reaction = reaction_of(event)
-            reacted = reaction is not None and react_versions[reaction] != ""
+            pk, rk = about[idx]
+            slot = mem.posts[pk] if pk is not None else None
+            post = slot.state if slot is not None else None
+            reacted = rk is not None and react_versions[rk] != ""
             fx = self.scorer.apply(event, post, mem, reacted=reacted)
             guards: list[Guard] = []
-            if pk is not None and post is not None:
-                slot = mem.posts[pk]
+            if slot is not None:
                 guards.append(Guard(slot.key, slot.version, post))
             for aid in fx.wrote:
                 amb = mem.ambassadors[aid]
@@ -612,11 +615,11 @@ class ScoringPipeline:
                 for aid, wrote in fx.pairs.items():
                     pairs = mem.pairs_of[aid]
                     guards.append(Guard(pairs.key, pairs.version, pairs.state if wrote else None))
-            if reaction is not None:
+            if rk is not None:
                 value = b"1" if fx.reaction else None
-                guards.append(Guard(reactions[reaction], react_versions[reaction], value))
+                guards.append(Guard(rk, react_versions[rk], value))
                 if fx.reaction:
-                    react_versions[reaction] = token  # later steps see the like as given
+                    react_versions[rk] = token  # later steps see the like as given
             batch.add(idx, eid, guards, fx)
             chunk.staged.append((idx, fx))
         # What the batch leaves behind if its script applies it: the next batch starts there.
@@ -637,8 +640,7 @@ class ScoringPipeline:
         if not chunk.staged:
             return
         chunk.ids = in_batch
-        for r, rk in reactions.items():
-            chunk.react_after[rk] = react_versions[r]
+        chunk.react_after.update(react_versions)
         chunk.payload = batch.payload(token)
 
     def _finish(self, chunk: _Chunk, result: tuple[int, list[int]], later: _Chunk | None) -> None:
