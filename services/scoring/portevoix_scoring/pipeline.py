@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -69,7 +69,7 @@ YIELD_EVERY = 15  # compute yields every 16 events (mask)
 S = TypeVar("S")
 
 
-@dataclass
+@dataclass(slots=True)  # a few per event: slots build faster
 class _Slot(Generic[S]):
     """A state in memory, with its key and the version it must still have in Redis."""
 
@@ -93,7 +93,7 @@ class _Loaded:
         return self.pairs_of[ambassador_id].state
 
 
-@dataclass
+@dataclass(slots=True)  # a few per event; never changed once built
 class Outcome:
     result: int
     effects: Effects | None = None
@@ -119,7 +119,7 @@ class _Chunk:
         self.about: list[tuple[str | None, str | None]] = []
         self.react_versions: dict[str, str] = {}  # reaction key -> its version (read or set)
         self.staged: list[tuple[int, Effects]] = []
-        self.outcomes: list[Outcome] = [Outcome(DUPLICATE) for _ in events]
+        self.outcomes: list[Outcome] = [Outcome(DUPLICATE)] * len(events)
         self.ids: set[str] = set()  # events it applies
         self.payload: tuple[bytes, bytes] | None = None
         # State key -> (version once applied, state): for the next batch, else kept in memory.
@@ -578,7 +578,7 @@ class ScoringPipeline:
             if hit is None:
                 missing.append(key)
             else:
-                into[name] = _Slot(hit[0], cast(S, hit[1]), key)
+                into[name] = _Slot(hit[0], hit[1], key)
         return missing
 
     async def _compute(self, chunk: _Chunk) -> None:
@@ -648,10 +648,8 @@ class ScoringPipeline:
         or read themselves: `later`) is kept in memory, at the version Redis now holds."""
         status, where = result
         if status == APPLIED:
-            fetched = later.fetched if later is not None else set()
-            for key, (version, state) in chunk.handoff.items():
-                if key not in fetched:  # else a later batch holds its own copy
-                    self._cache.keep(key, version, state)
+            # What a later batch read itself stays out: it holds its own copy.
+            self._cache.keep_all(chunk.handoff, later.fetched if later is not None else ())
             for idx, fx in chunk.staged:
                 chunk.outcomes[idx] = Outcome(APPLIED, fx)
         elif status == DUPLICATE:

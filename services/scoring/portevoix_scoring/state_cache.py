@@ -13,6 +13,8 @@ version that script will write: the same check refuses the next batch if the fir
 
 from __future__ import annotations
 
+from collections.abc import Container
+from itertools import islice
 from typing import Any
 
 
@@ -35,6 +37,19 @@ class StateCache:
         entries[key] = (version, state)
         if len(entries) > self._size:
             del entries[next(iter(entries))]
+
+    def keep_all(self, entries: dict[str, tuple[str, Any]], but: Container[str] = ()) -> None:
+        """`keep` each (key -> (version, state)), except the keys in `but`."""
+        if self._size <= 0:
+            return
+        mine = self._entries
+        for key, entry in entries.items():
+            if key not in but:
+                mine[key] = entry
+        excess = len(mine) - self._size
+        if excess > 0:  # the least recently kept go
+            for key in list(islice(mine, excess)):
+                del mine[key]
 
     def clear(self) -> None:
         self._entries.clear()

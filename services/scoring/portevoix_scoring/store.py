@@ -756,10 +756,11 @@ class BatchWrite:
         dels: list[str] = []
         for i, (_, value) in enumerate(self._guards.values(), 1):
             if value is not None:
-                raw = prefix + self._stored_form(value, dels)
-                chunks.append(raw)
-                gw += (i, offset, len(raw))
-                offset += len(raw)
+                raw = self._stored_form(value, dels)
+                chunks += (prefix, raw)  # "<version>\n<state>", joined once with the rest
+                size = len(prefix) + len(raw)
+                gw += (i, offset, size)
+                offset += size
         lists: list[list[Any]] = []
         for key, lines in self._l.items():
             entry: list[Any] = [key]
