@@ -448,6 +448,8 @@ class Scorer:
         cap = self._cap.get(action, -1)
         if cap == -1:
             cap = self._cap[action] = self.table.daily_cap_cp(action)
+        if cap is None:  # most actions have no cap (received engagement, by default)
+            return item.points, item.rule
         granted = me.capped(day, action, item.points, cap)
         return granted, item.rule + ":cap" if granted < item.points else item.rule
 
