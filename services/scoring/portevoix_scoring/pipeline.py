@@ -69,7 +69,7 @@ YIELD_EVERY = 15  # compute yields every 16 events (mask)
 S = TypeVar("S")
 
 
-@dataclass(slots=True)  # a few per event: slots build faster
+@dataclass
 class _Slot(Generic[S]):
     """A state in memory, with its key and the version it must still have in Redis."""
 
@@ -93,7 +93,7 @@ class _Loaded:
         return self.pairs_of[ambassador_id].state
 
 
-@dataclass(slots=True)  # a few per event; never changed once built
+@dataclass
 class Outcome:
     result: int
     effects: Effects | None = None
