@@ -506,8 +506,9 @@ class ScoringPipeline:
         reactions = dict.fromkeys(rk for _, rk in about if rk is not None)
         react_versions = chunk.react_versions
         wanted = Scorer.needs(events)
-        keys: list[str] = []
-        keys += self._held(post_keys, store.post_key, take, mem.posts)
+        # Name -> key of the states to read from Redis (not held by a batch or memory).
+        posts_missing = self._held(post_keys, store.post_key, take, mem.posts)
+        keys = list(posts_missing.values())
         known = prev.react_after if prev is not None else {}
         for rk in reactions:
             after = known.get(rk)
@@ -515,7 +516,8 @@ class ScoringPipeline:
                 keys.append(rk)
             else:
                 react_versions[rk] = after
-        keys += self._held(wanted, store.ambassador_key, take, mem.ambassadors)
+        ambassadors_missing = self._held(wanted, store.ambassador_key, take, mem.ambassadors)
+        keys += ambassadors_missing.values()
         # Events of the batch in flight are not looked up: they are its (speculatively).
         in_flight = prev.ids if prev is not None else set()
         ids = [e.event_id for e in events if read_seen and e.event_id not in in_flight]
@@ -523,37 +525,34 @@ class ScoringPipeline:
         states, chunk.seen = await store.load(keys, ids)
         chunk.seen |= {e.event_id for e in events if e.event_id in in_flight}
         read: list[PostState] = []
-        for pk in post_keys:
-            if pk not in mem.posts:
-                key = store.post_key(pk)
-                v = states[key]
-                mem.posts[pk] = _Slot(v.version, PostState.loads(pk, v.raw), key)
-                read.append(mem.posts[pk].state)
+        for pk, key in posts_missing.items():
+            v = states[key]
+            mem.posts[pk] = _Slot(v.version, PostState.loads(pk, v.raw), key)
+            read.append(mem.posts[pk].state)
         await store.load_items(read)  # held/voided items, for the posts that have some
         # Second read: ambassadors the loaded posts point to (authors, early colleagues), and
         # the colleague pairs of the batch's colleague engagement.
         more: set[str] = set()
         for slot in mem.posts.values():
             more |= Scorer.post_needs(slot.state)
-        more -= mem.ambassadors.keys()
-        more_keys = self._held(more, store.ambassador_key, take, mem.ambassadors)
+        more -= wanted  # held, or in the first read already
+        more_missing = self._held(more, store.ambassador_key, take, mem.ambassadors)
+        more_keys = list(more_missing.values())
+        ambassadors_missing |= more_missing
         pair_ids = Scorer.pairs_needed(events, {pk: p.state for pk, p in mem.posts.items()})
-        more_keys += self._held(pair_ids, store.pairs_key, take, mem.pairs_of)
+        pairs_missing = self._held(pair_ids, store.pairs_key, take, mem.pairs_of)
+        more_keys += pairs_missing.values()
         if more_keys:
             chunk.fetched.update(more_keys)
             extra, _ = await store.load(more_keys, ())
             states.update(extra)
-        for aid in wanted | more:
-            if aid not in mem.ambassadors:
-                key = store.ambassador_key(aid)
-                v = states[key]
-                mem.ambassadors[aid] = _Slot(v.version, AmbassadorState.loads(aid, v.raw), key)
-        for aid in pair_ids:
-            if aid not in mem.pairs_of:
-                key = store.pairs_key(aid)
-                v = states[key]
-                legacy = mem.ambassadors[aid].state.recv if aid in mem.ambassadors else None
-                mem.pairs_of[aid] = _Slot(v.version, ColleaguePairs.loads(v.raw, legacy), key)
+        for aid, key in ambassadors_missing.items():
+            v = states[key]
+            mem.ambassadors[aid] = _Slot(v.version, AmbassadorState.loads(aid, v.raw), key)
+        for aid, key in pairs_missing.items():
+            v = states[key]
+            legacy = mem.ambassadors[aid].state.recv if aid in mem.ambassadors else None
+            mem.pairs_of[aid] = _Slot(v.version, ColleaguePairs.loads(v.raw, legacy), key)
         for rk in reactions:
             if rk not in react_versions:
                 react_versions[rk] = states[rk].version
@@ -568,15 +567,15 @@ class ScoringPipeline:
         key_of: Callable[[str], str],
         take: Callable[[str], tuple[str, Any] | None],
         into: dict[str, _Slot[S]],
-    ) -> list[str]:
-        """Put the states already held (hand-off or memory) into `into`; return the keys still
-        to read from Redis."""
-        missing: list[str] = []
+    ) -> dict[str, str]:
+        """Put the states already held (hand-off or memory) into `into`; return those still to
+        read from Redis (name -> key)."""
+        missing: dict[str, str] = {}
         for name in ids:
             key = key_of(name)
             hit = take(key)
             if hit is None:
-                missing.append(key)
+                missing[name] = key
             else:
                 into[name] = _Slot(hit[0], hit[1], key)
         return missing
