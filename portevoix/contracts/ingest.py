@@ -42,7 +42,10 @@ def _aware_utc(value: datetime) -> datetime:
     # A timestamp without a zone is ambiguous across the organisation's offices: refuse it.
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamp must carry a time zone (e.g. 2026-11-21T09:30:00Z)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00: a ValueError (explained), not a crash
+        raise ValueError("timestamp out of range once converted to UTC") from None
 
 
 Timestamp = Annotated[datetime, AfterValidator(_aware_utc)]

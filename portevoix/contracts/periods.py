@@ -18,6 +18,22 @@ PERIOD_NAMES = {
 }
 
 
+_DAY_TEXT: dict[int, str] = {}
+
+
+def day_text(d: date) -> str:
+    """`d.isoformat()` ("2026-11-21"; of a datetime's date, too), memoised by day number:
+    every event is bucketed by its local day, and `date.isoformat` formats through printf
+    (a few thousand instructions each)."""
+    n = d.toordinal()
+    text = _DAY_TEXT.get(n)
+    if text is None:
+        if len(_DAY_TEXT) >= 100_000:  # ~270 years of days: only fuzzed dates get here
+            _DAY_TEXT.clear()
+        text = _DAY_TEXT[n] = date.fromordinal(n).isoformat()
+    return text
+
+
 def periods_of(day: str) -> list[str]:
     d = date.fromisoformat(day)
     iso = d.isocalendar()

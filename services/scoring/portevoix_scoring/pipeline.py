@@ -48,7 +48,6 @@ from portevoix_scoring.store import (
     DUPLICATE,
     STALE,
     BatchWrite,
-    Guard,
     ScoreStore,
     Versioned,
 )
@@ -586,6 +585,7 @@ class ScoringPipeline:
         mem, batch, token = chunk.mem, chunk.batch, chunk.token
         react_versions, about = chunk.react_versions, chunk.about
         in_batch: set[str] = set()
+        guard = batch.guard
         for idx, event in enumerate(chunk.events):
             if idx & YIELD_EVERY == YIELD_EVERY:
                 # Let the event loop run: it finishes sending the previous batch's script
@@ -600,26 +600,27 @@ class ScoringPipeline:
             post = slot.state if slot is not None else None
             reacted = rk is not None and react_versions[rk] != ""
             fx = self.scorer.apply(event, post, mem, reacted=reacted)
-            guards: list[Guard] = []
+            # The states the step read and wrote, straight into the batch (no Guard objects).
+            pos = batch.step(idx, eid)
             if slot is not None:
-                guards.append(Guard(slot.key, slot.version, post))
+                guard(slot.key, slot.version, post, pos)
+            ambassadors = mem.ambassadors
             for aid in fx.wrote:
-                amb = mem.ambassadors[aid]
-                guards.append(Guard(amb.key, amb.version, amb.state))
+                amb = ambassadors[aid]
+                guard(amb.key, amb.version, amb.state, pos)
             for aid in fx.read:
                 if aid not in fx.wrote:
-                    amb = mem.ambassadors[aid]
-                    guards.append(Guard(amb.key, amb.version, None))
+                    amb = ambassadors[aid]
+                    guard(amb.key, amb.version, None, pos)
             if fx.pairs:  # colleague engagement, erasures
                 for aid, wrote in fx.pairs.items():
                     pairs = mem.pairs_of[aid]
-                    guards.append(Guard(pairs.key, pairs.version, pairs.state if wrote else None))
+                    guard(pairs.key, pairs.version, pairs.state if wrote else None, pos)
             if rk is not None:
-                value = b"1" if fx.reaction else None
-                guards.append(Guard(rk, react_versions[rk], value))
+                guard(rk, react_versions[rk], b"1" if fx.reaction else None, pos)
                 if fx.reaction:
                     react_versions[rk] = token  # later steps see the like as given
-            batch.add(idx, eid, guards, fx)
+            batch.record(fx)
             chunk.staged.append((idx, fx))
         # What the batch leaves behind if its script applies it: the next batch starts there.
         # States it read but no step used (duplicates, a post's author its events did not need)

@@ -552,29 +552,38 @@ class BatchWrite:
         self.targets: tuple[list[str], dict[str, list[str]]] = ([], {})
 
     def add(self, step: int, event_id: str, guards: Iterable[Guard], effects: Effects) -> None:
-        store = self._store
+        pos = self.step(step, event_id)
+        self.put_states(guards, pos)
+        self.record(effects)
+
+    def step(self, step: int, event_id: str) -> int:
+        """Start the step of the caller's event `step` (its dedupe marker); its position, for
+        `guard`. Then `guard` each state it read or wrote, and `record` its effects."""
         pos = len(self.steps)
         self.steps.append(step)
-        self.markers.append(store.seen_key(event_id))
-        self.put_states(guards, pos)
-        self._effects(effects)
+        self.markers.append(self._store.seen_key(event_id))
+        return pos
+
+    def guard(self, key: str, version: str, value: bytes | Serialisable | None, pos: int) -> None:
+        """A state the step at `pos` read (version to check) and wrote (`value`; None: read
+        only); `pos` -1: no step, the unchecked writes of a rebuild."""
+        slot = self._guards.get(key)
+        if slot is None:
+            self._guards[key] = [version, value]
+            self.guard_steps[key] = [pos] if pos >= 0 else []
+        else:
+            if pos >= 0:
+                self.guard_steps[key].append(pos)
+            if value is not None:
+                slot[1] = value
 
     def put_states(self, guards: Iterable[Guard], pos: int = -1) -> None:
-        """States read (version to check) and written by the step at `pos` (-1: none, the
-        unchecked writes of a rebuild)."""
-        known, readers = self._guards, self.guard_steps
+        """`guard` each of `guards` for the step at `pos`."""
         for g in guards:
-            slot = known.get(g.key)
-            if slot is None:
-                known[g.key] = [g.version, g.value]
-                readers[g.key] = [pos] if pos >= 0 else []
-            else:
-                if pos >= 0:
-                    readers[g.key].append(pos)
-                if g.value is not None:
-                    slot[1] = g.value
+            self.guard(g.key, g.version, g.value, pos)
 
-    def _effects(self, effects: Effects) -> None:
+    def record(self, effects: Effects) -> None:
+        """A step's effects: credits and reach summed, ledger lines and badges queued."""
         gen = self._store.gen
         # Credits and reach are summed per ambassador/day first and fanned out to every board
         # and counter once per batch (`_expand`): far fewer dictionary operations per event.

@@ -22,6 +22,8 @@ def test_valid_post_is_normalised() -> None:
     [
         ({"kind": "story"}, "kind", "literal_error"),
         ({"occurred_at": "2026-11-21T10:00:00"}, "occurred_at", "value_error"),
+        # Valid text whose UTC time falls past year 9999: explained, not an OverflowError.
+        ({"occurred_at": "9999-12-31T23:59:59-01:00"}, "occurred_at", "value_error"),
         ({"network": "myspace"}, "network", "literal_error"),
         ({"event_id": ""}, "event_id", "string_too_short"),
         ({"followers": -3}, "followers", "greater_than_equal"),

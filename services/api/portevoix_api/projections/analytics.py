@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from portevoix.contracts.periods import day_text
 from portevoix.contracts.readmodels import (
     ANALYTICS_ACTIVE,
     ANALYTICS_AMBASSADOR,
@@ -95,7 +96,7 @@ def local_day(occurred_at: str, zone: ZoneInfo) -> str:
         raise InvalidEvent(f"occurred_at is not a timestamp: {occurred_at!r}") from exc
     if at.tzinfo is None:
         raise InvalidEvent("occurred_at has no time zone")
-    return at.astimezone(zone).date().isoformat()
+    return day_text(at.astimezone(zone))
 
 
 def _field(event: dict[str, Any], name: str) -> str:

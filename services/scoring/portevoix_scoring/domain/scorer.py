@@ -43,6 +43,7 @@ from portevoix.contracts.events import (
     PostReceived,
     PostReviewed,
 )
+from portevoix.contracts.periods import day_text
 from portevoix_scoring.domain.ambassador_state import AmbassadorState, ColleaguePairs
 from portevoix_scoring.domain.post_state import HeldItem, PostState
 from portevoix_scoring.domain.table import CP, Badge, PointsTable
@@ -153,7 +154,8 @@ class Effects:
     default factories cost twice as much)."""
 
     __slots__ = (
-        "badges", "credits", "erased", "ledger", "pairs", "reach", "reaction", "read", "wrote"
+        "anonymous", "badges", "credits", "erased", "ledger", "pairs", "reach", "reaction",
+        "read", "wrote",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -166,6 +168,9 @@ class Effects:
         self.pairs: dict[str, bool] = {}  # colleague-pair states used -> written
         self.reaction = False  # the (post, kind, actor) reaction marker is set by this event
         self.erased: list[str] = []  # ambassadors erased by this event
+        # Whether the post's author is erased, once asked (`Scorer._anonymous`): it cannot
+        # change within a post event (only ambassador events erase or register).
+        self.anonymous: bool | None = None
 
 
 class Ambassadors(Protocol):
@@ -235,7 +240,7 @@ class Scorer:
         self._reach_cache: dict[tuple[str, str, int], dict[str, int]] = {}
 
     def _local_day(self, at: str) -> str:
-        return datetime.fromisoformat(at).astimezone(self.tz).date().isoformat()
+        return day_text(datetime.fromisoformat(at).astimezone(self.tz))
 
     # -- what an event touches (the service loads these states before applying) ------------
     @staticmethod
@@ -329,16 +334,20 @@ class Scorer:
             # by another instance refuses the step (CONFLICT) and it is recomputed.
             if post.author not in fx.wrote:
                 fx.read.add(post.author)
-            if fx.ledger and self._anonymous(post, world):
+            if fx.ledger and self._anonymous(post, world, fx):
                 fx.ledger = []  # every line of a post event is its author's
         return fx
 
     @staticmethod
-    def _anonymous(post: PostState, world: Ambassadors) -> bool:
-        """The post's author was erased (since the post arrived, or is now)."""
-        assert post.author is not None
-        me = world.ambassador(post.author)
-        return me.erased or post.era != me.era
+    def _anonymous(post: PostState, world: Ambassadors, fx: Effects) -> bool:
+        """The post's author was erased (since the post arrived, or is now); asked once per
+        event (an event pays several items, and each asks)."""
+        anonymous = fx.anonymous
+        if anonymous is None:
+            assert post.author is not None
+            me = world.ambassador(post.author)
+            anonymous = fx.anonymous = me.erased or post.era != me.era
+        return anonymous
 
     @staticmethod
     def _amb(world: Ambassadors, aid: str, fx: Effects, *, write: bool = True) -> AmbassadorState:
@@ -415,7 +424,7 @@ class Scorer:
             rule = "reply"  # an author answering the comments on their post
         day = self.local_day(item.at)
         weight = post.multiplier
-        anonymous = self._anonymous(post, world)
+        anonymous = self._anonymous(post, world, fx)
         # An erased author's tombstone records nothing (no caps, no colleague counts).
         self._amb(world, author, fx, write=not anonymous)
         if actor is not None and actor != author:
@@ -439,12 +448,13 @@ class Scorer:
         # The daily cap is applied when the item is paid (`_pay`), not now.
         return HeldItem(item.event_id, rule + suffix, wanted, item.at, actor, True, capped=False)
 
-    def _capped(self, item: HeldItem, day: str, me: AmbassadorState) -> tuple[int, str]:
-        """(points, rule) of the item as paid: its points within what the day's cap still
-        allows, `:cap` added to its rule if the cap cut them."""
+    def _capped(
+        self, item: HeldItem, action: str, day: str, me: AmbassadorState
+    ) -> tuple[int, str]:
+        """(points, rule) of the item as paid (`action`: its base rule): its points within
+        what the day's cap still allows, `:cap` added to its rule if the cap cut them."""
         if item.capped:
             return item.points, item.rule
-        action = base_rule(item.rule)
         cap = self._cap.get(action, -1)
         if cap == -1:
             cap = self._cap[action] = self.table.daily_cap_cp(action)
@@ -499,17 +509,17 @@ class Scorer:
     ) -> None:
         assert post.author is not None
         day = self.local_day(item.at)
-        if self._anonymous(post, world):
+        if self._anonymous(post, world, fx):
             self._pay_anonymously(post, item, day, world, fx)
             return
         me = self._amb(world, post.author, fx)
-        points, paid_rule = self._capped(item, day, me)
+        rule = item.rule.partition(":")[0]  # base_rule, without the call: once per payment
+        points, paid_rule = self._capped(item, rule, day, me)
         fx.ledger.append(self._entry(post, item, op, points, paid_rule, cause))
         if points:
             fx.credits.append(Credit(post.author, points, day, me.team, tuple(post.campaigns)))
             post.credited[day] = post.credited.get(day, 0) + points
             me.points += points
-        rule = base_rule(paid_rule)
         changed: list[str] = ["points"] if points else []
         counts = me.counts
         if rule in ("original_post", "relay"):
@@ -628,7 +638,7 @@ class Scorer:
             return
         # An erased author's reversal takes points back from the team and organisation only
         # (the personal boards they were paid to were emptied by the erasure).
-        anonymous = self._anonymous(post, world)
+        anonymous = self._anonymous(post, world, fx)
         me = self._amb(world, post.author, fx, write=not anonymous)
         who = None if anonymous else post.author
         campaigns = () if anonymous else tuple(post.campaigns)
