@@ -585,7 +585,7 @@ class ScoringPipeline:
         mem, batch, token = chunk.mem, chunk.batch, chunk.token
         react_versions, about = chunk.react_versions, chunk.about
         in_batch: set[str] = set()
-        guard = batch.guard
+        guard, ambassadors = batch.guard, mem.ambassadors
         for idx, event in enumerate(chunk.events):
             if idx & YIELD_EVERY == YIELD_EVERY:
                 # Let the event loop run: it finishes sending the previous batch's script
@@ -604,7 +604,6 @@ class ScoringPipeline:
             pos = batch.step(idx, eid)
             if slot is not None:
                 guard(slot.key, slot.version, post, pos)
-            ambassadors = mem.ambassadors
             for aid in fx.wrote:
                 amb = ambassadors[aid]
                 guard(amb.key, amb.version, amb.state, pos)

@@ -513,7 +513,7 @@ class Scorer:
             self._pay_anonymously(post, item, day, world, fx)
             return
         me = self._amb(world, post.author, fx)
-        rule = item.rule.partition(":")[0]  # base_rule, without the call: once per payment
+        rule = base_rule(item.rule)  # once per payment: `_capped` gets it too
         points, paid_rule = self._capped(item, rule, day, me)
         fx.ledger.append(self._entry(post, item, op, points, paid_rule, cause))
         if points:
