@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from redis import Redis as SyncRedis
 
 from portevoix.runtime.embedded import EmbeddedNats, EmbeddedValkey
 from portevoix.runtime.platform import Platform
@@ -101,3 +104,20 @@ def running_platform(
         for server in servers:
             server.stop()  # type: ignore[attr-defined]
         dump_logs(log_dir, only_errors=True)
+
+
+def seen_while_the_loop_is_blocked(
+    url: str, check: Callable[[SyncRedis], object], timeout_s: float = 3.0
+) -> bool:
+    """Poll Redis with a blocking client, called from a coroutine: the event loop does not turn
+    meanwhile, so only what was already written to the server's socket can be seen."""
+    probe = SyncRedis.from_url(url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not check(probe):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+        return True
+    finally:
+        probe.close()

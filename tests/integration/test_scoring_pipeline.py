@@ -45,6 +45,7 @@ from portevoix_scoring.metrics import EVENTS_SCORED
 from portevoix_scoring.pipeline import ScoringPipeline, ScoringRefused
 from portevoix_scoring.rebuild import Rebuild
 from portevoix_scoring.store import APPLIED, CONFLICT, DUPLICATE, ScoreStore
+from tests.infra import Server, seen_while_the_loop_is_blocked
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Europe/Paris")
@@ -544,6 +545,23 @@ async def test_a_pull_left_in_flight_is_built_on_by_the_next_and_confirmed_befor
     # Outside the bus runtime nothing is left in flight: the tail is answered by the next call.
     assert [o.provisional for o in await pipe.apply(events[:3])] == [False] * 3
     assert pipe._tail is None
+
+
+async def test_a_pull_left_in_flight_is_on_its_way_to_valkey_when_the_handler_returns(
+    redis: Redis, redis_server: Server
+) -> None:
+    # The tail's script must run while the runtime accounts this pull and validates the next,
+    # not wait for the next pull's first read to give the event loop a turn (Valkey would idle
+    # through both: a tenth of the awards bench's wall time).
+    events = workload(n_posts=8, seed=3, colleagues=False)
+    store, table = await ScoreStore.open(redis, default_table())
+    pipe = ScoringPipeline(Scorer(table, TZ), store, chunk=4)
+    later = await _handle_as_the_bus_does(pipe, _deliveries(events))
+    assert len(later) == 1 and pipe._tail is not None
+    last = store.seen_key(events[-1].event_id)
+    assert seen_while_the_loop_is_blocked(redis_server.url, lambda r: r.exists(last))
+    for c in later:
+        await c.result()
 
 
 async def test_a_refused_tail_fails_its_pull_which_redelivery_applies_exactly_once(

@@ -436,6 +436,9 @@ class ScoringPipeline:
         if prev is not None:
             if defer and prev.payload is not None and not refused:
                 self._leave_in_flight(prev)
+                # Out now, not at the next pull's first read: Valkey runs it while this pull is
+                # accounted and the next one validated (else it idles through both).
+                await asyncio.sleep(0)
                 record(prev)
             else:
                 await settle(prev)

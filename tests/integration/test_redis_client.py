@@ -1,0 +1,73 @@
+"""The services' Redis client (`connect_redis`): a command is written in its caller's own step,
+and a server that stops answering still times out, on the write and on the reply."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from portevoix.runtime.embedded import EmbeddedValkey
+from portevoix.runtime.redis import connect_redis
+from tests.infra import seen_while_the_loop_is_blocked
+
+
+@pytest.fixture
+def valkey(tmp_path: Path) -> Iterator[EmbeddedValkey]:
+    # Its own process, since the timeout tests pause it (SIGSTOP).
+    server = EmbeddedValkey(tmp_path / "valkey")
+    server.start()
+    yield server
+    if server.proc is not None:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    server.stop()
+
+
+def _pause(server: EmbeddedValkey, sig: signal.Signals) -> None:
+    assert server.proc is not None
+    os.kill(server.proc.pid, sig)
+
+
+async def test_a_command_is_written_in_its_own_step(valkey: EmbeddedValkey) -> None:
+    client = connect_redis(valkey.url)
+    await client.ping()  # connected
+    task = asyncio.create_task(client.set("pv:test:direct", "1"))
+    await asyncio.sleep(0)  # the task's first step, and nothing after it
+    # Only that first step can have written the command: redis-py's `wait_for` would have left
+    # the write to a task of its own, at a later turn (never, while the loop is blocked).
+    assert seen_while_the_loop_is_blocked(valkey.url, lambda r: r.get("pv:test:direct") == b"1")
+    assert await task is True
+    await client.aclose()
+
+
+async def test_a_write_to_a_server_that_stopped_reading_times_out(valkey: EmbeddedValkey) -> None:
+    client = connect_redis(valkey.url, socket_timeout=0.5)
+    await client.ping()
+    _pause(valkey, signal.SIGSTOP)
+    started = time.monotonic()
+    # Far more than the socket buffers hold: the write itself blocks.
+    with pytest.raises(RedisTimeoutError, match="writing"):
+        await asyncio.wait_for(client.set("pv:test:big", b"x" * (96 << 20)), 30)
+    assert time.monotonic() - started < 10  # bounded by the socket timeout, not the 30 s guard
+    _pause(valkey, signal.SIGCONT)
+    # The half-written connection was dropped: the next command gets a fresh one.
+    assert await client.set("pv:test:after", "1") is True
+    assert await client.get("pv:test:big") is None
+    await client.aclose()
+
+
+async def test_a_reply_that_never_comes_times_out(valkey: EmbeddedValkey) -> None:
+    client = connect_redis(valkey.url, socket_timeout=0.5)
+    await client.ping()
+    _pause(valkey, signal.SIGSTOP)
+    with pytest.raises(RedisTimeoutError):
+        await asyncio.wait_for(client.get("pv:test:any"), 30)
+    _pause(valkey, signal.SIGCONT)
+    assert await client.get("pv:test:any") is None
+    await client.aclose()
