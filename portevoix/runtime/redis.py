@@ -7,7 +7,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import AbstractConnection, Connection, parse_url
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 SOCKET_TIMEOUT_S = 5.0  # a command's write, and the wait for its reply
@@ -60,15 +60,14 @@ def connect_redis(
         return RedisCluster.from_url(  # type: ignore[return-value]
             url, decode_responses=False, socket_timeout=socket_timeout
         )
-    # The URL's scheme picks the connection class (TCP, TLS, Unix socket): kept, writing directly.
-    base = parse_url(url).get("connection_class", Connection)
-    return Redis.from_url(
-        url,
-        decode_responses=False,
-        health_check_interval=30,
-        socket_timeout=socket_timeout,
-        connection_class=_direct(base),
+    client = Redis.from_url(
+        url, decode_responses=False, health_check_interval=30, socket_timeout=socket_timeout
     )
+    # The URL's scheme picked the connection class (TCP, TLS, Unix socket): kept, writing
+    # directly. No connection exists yet: every one the pool makes is of this class.
+    pool = client.connection_pool
+    pool.connection_class = _direct(pool.connection_class)
+    return client
 
 
 def text(value: object) -> str:

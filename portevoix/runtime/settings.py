@@ -26,6 +26,11 @@ class CommonSettings(BaseSettings):
     redis_cluster: bool = Field(
         default=False, description="REDIS_URL points at a Redis Cluster (hash-tagged keys)."
     )
+    redis_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Redis command timeout: its write, and the wait for its reply.",
+    )
     log_level: str = Field(default="INFO", description="Python log level.")
     metrics_port: int = Field(
         default=0, description="Port of this service's Prometheus endpoint (0 = a free port)."

@@ -416,7 +416,9 @@ class BusWorker:
         self.publisher = EventPublisher(
             js, timeout_s=self.settings.publish_timeout_s, service=self.service
         )
-        self.redis = connect_redis(self.settings.redis_url, self.settings.redis_cluster)
+        self.redis = connect_redis(
+            self.settings.redis_url, self.settings.redis_cluster, self.settings.redis_timeout_s
+        )
         for hook in self._ready_hooks:
             await hook()
         self.log.info(

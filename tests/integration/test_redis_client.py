@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from portevoix.runtime.embedded import EmbeddedValkey
@@ -71,3 +72,18 @@ async def test_a_reply_that_never_comes_times_out(valkey: EmbeddedValkey) -> Non
     _pause(valkey, signal.SIGCONT)
     assert await client.get("pv:test:any") is None
     await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("redis://127.0.0.1:1/0", Connection),
+        ("rediss://127.0.0.1:1/0", SSLConnection),
+        ("unix:///tmp/pv-none.sock", UnixDomainSocketConnection),
+    ],
+)
+def test_the_url_scheme_still_picks_the_transport(url: str, kind: type) -> None:
+    client = connect_redis(url, socket_timeout=1.5)
+    cls = client.connection_pool.connection_class
+    assert issubclass(cls, kind) and cls.__name__ == f"Direct{kind.__name__}"
+    assert client.connection_pool.connection_kwargs["socket_timeout"] == 1.5

@@ -94,7 +94,7 @@ def rebuild(
     table_file = Path(table) if table and Path(table).exists() else None
 
     async def main() -> None:
-        redis = connect_redis(settings.redis_url, settings.redis_cluster)
+        redis = connect_redis(settings.redis_url, settings.redis_cluster, settings.redis_timeout_s)
         try:
             if table_file is not None:
                 points = load_table(table_file)
