@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from portevoix.runtime.redis import connect_redis
 from portevoix.runtime.streams import STREAMS
-from tests.infra import Server, start_nats, start_redis
+from tests.infra import Server, start_nats, start_redis, start_redis_cluster
 
 
 @pytest.fixture
@@ -45,5 +45,21 @@ async def redis(redis_server: Server) -> AsyncIterator[Redis]:
     client = connect_redis(redis_server.url)
     if redis_server.kind == "external":
         await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def redis_cluster_server(tmp_path: Path) -> Iterator[Server]:
+    server = start_redis_cluster(tmp_path / "cluster")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis_on_cluster(redis_cluster_server: Server) -> AsyncIterator[Redis]:
+    """A client of a real 3-primary Redis Cluster, as the services make it with
+    `PORTEVOIX_REDIS_CLUSTER=true`."""
+    client = connect_redis(redis_cluster_server.url, cluster=True)
     yield client
     await client.aclose()

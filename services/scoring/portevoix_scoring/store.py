@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import msgspec
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from portevoix.contracts.events import BadgeAwarded
 from portevoix.contracts.periods import periods_of
@@ -701,10 +702,16 @@ class BatchWrite:
             self.targets = await self._store.erasure_targets(self.erasures)
         calls = self._pack(token, ops_per_call)
         await redis.script_load(WRITE_LUA)
+        args = (self._store.write_sha, 2, SCORING_GENERATION, SCORING_PAUSE, "", token)
+        if isinstance(redis, RedisCluster):
+            # A cluster pipeline refuses scripts: one call at a time, in order (each is a few
+            # thousand commands: the round trip is small beside it).
+            for batch, values in calls:
+                await redis.evalsha(*args, batch, values)
+            return
         pipe = redis.pipeline(transaction=False)
         for i, (batch, values) in enumerate(calls, 1):
-            pipe.evalsha(self._store.write_sha, 2, SCORING_GENERATION, SCORING_PAUSE, "", token,
-                         batch, values)  # fmt: skip
+            pipe.evalsha(*args, batch, values)
             if i % 8 == 0 or i == len(calls):
                 await pipe.execute()
                 pipe = redis.pipeline(transaction=False)
