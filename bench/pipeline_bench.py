@@ -372,7 +372,9 @@ async def latency(
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="pv-bench-"))
     nats_srv = EmbeddedNats(root / "nats").start()
-    valkey = EmbeddedValkey(root / "valkey").start()
+    valkey = EmbeddedValkey(root / "valkey")
+    valkey.start()
+    malloc = valkey.malloc_in_use()
     load_before = os.getloadavg()
     try:
         raw = asyncio.run(raw_single_hop(nats_srv.url, N_EVENTS))
@@ -443,7 +445,8 @@ def main() -> None:
     for name in SERVICES:
         targets[f"rss_max_mb_{name}"] = ["<=", 150]
     notes = (
-        f"{os.cpu_count()} CPUs shared with other work; load average before "
+        f"{os.cpu_count()} CPUs shared with other work (Valkey's allocator: {malloc}); "
+        "load average before "
         f"{load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}. Throughput: a simulated stream "
         f"(seed 7, {int(e2e['posts'])} posts through moderation) published with the platform's batched "
         "publisher (its CPU: cpu_ms_per_1k_events_load_generator), timed until the ingest, "

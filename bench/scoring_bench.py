@@ -336,7 +336,9 @@ def bench_reads(nats_url: str, redis_url: str, n: int = 2000) -> dict[str, float
 async def main() -> dict[str, Any]:
     tune_gc()  # as the scoring service and `portevoix scores rebuild` do at start
     with tempfile.TemporaryDirectory() as tmp:
-        valkey = EmbeddedValkey(Path(tmp) / "valkey").start()
+        valkey = EmbeddedValkey(Path(tmp) / "valkey")
+        valkey.start()
+        malloc = valkey.malloc_in_use()
         natsd = EmbeddedNats(Path(tmp) / "nats").start()
         try:
             results: dict[str, float] = {}
@@ -356,7 +358,8 @@ async def main() -> dict[str, Any]:
                 "rebuild_1m_seconds": ["<=", 60],
                 "board_read_p99_ms": ["<=", 50],
             },
-            "notes": f"{os.cpu_count()} CPUs shared with nats-server and valkey on this machine; "
+            "notes": f"{os.cpu_count()} CPUs shared with nats-server and valkey on this machine "
+            f"(Valkey's allocator: {malloc}); "
             f"{N_AMBASSADORS} ambassadors, {N_AMBASSADORS * POSTS_PER_AMBASSADOR} posts; awards: "
             "external + 10% colleague engagement through ScoringPipeline.handle (validation, "
             "scorer, one atomic Lua step per 125 events; pulls of 500 driven as the bus "
