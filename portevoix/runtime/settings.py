@@ -24,7 +24,9 @@ class CommonSettings(BaseSettings):
         description="Redis/Valkey URL holding the read models.",
     )
     redis_cluster: bool = Field(
-        default=False, description="REDIS_URL points at a Redis Cluster (hash-tagged keys)."
+        default=False,
+        description="REDIS_URL points at a Redis Cluster (hash-tagged keys). Tested for scoring; "
+        "not yet supported by the ingest directory and the API (docs/ops.md).",
     )
     redis_timeout_s: float = Field(
         default=5.0,
