@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import importlib.metadata
 import os
 import random
@@ -106,7 +107,7 @@ def valkey_malloc(choice: str | None = None) -> tuple[str, str | None]:
     if choice not in MALLOCS:
         raise ValueError(f"{VALKEY_MALLOC_ENV}={choice!r}: expected one of {', '.join(MALLOCS)}")
     if choice in ("auto", "jemalloc"):
-        found = ctypes.util.find_library("jemalloc")
+        found = _system_jemalloc()
         if found:
             return "jemalloc", found
         if choice == "jemalloc":
@@ -118,6 +119,11 @@ def valkey_malloc(choice: str | None = None) -> tuple[str, str | None]:
         if choice == "mimalloc":
             raise FileNotFoundError("mimalloc not found: install the cmeel-mimalloc wheel")
     return "libc", None
+
+
+@functools.cache
+def _system_jemalloc() -> str | None:
+    return ctypes.util.find_library("jemalloc")  # runs `ldconfig -p`: once per process
 
 
 def _wheel_mimalloc() -> str | None:
