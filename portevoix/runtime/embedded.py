@@ -106,18 +106,18 @@ def valkey_malloc(choice: str | None = None) -> tuple[str, str | None]:
     choice = (choice or os.environ.get(VALKEY_MALLOC_ENV) or "auto").lower()
     if choice not in MALLOCS:
         raise ValueError(f"{VALKEY_MALLOC_ENV}={choice!r}: expected one of {', '.join(MALLOCS)}")
-    if choice in ("auto", "jemalloc"):
-        found = _system_jemalloc()
-        if found:
-            return "jemalloc", found
-        if choice == "jemalloc":
-            raise FileNotFoundError("no jemalloc on this system (Debian: libjemalloc2)")
-    if choice in ("auto", "mimalloc"):
-        lib = _wheel_mimalloc()
-        if lib:
-            return "mimalloc", lib
-        if choice == "mimalloc":
-            raise FileNotFoundError("mimalloc not found: install the cmeel-mimalloc wheel")
+    # In order of preference: (name, how to find it, what to install if it is asked for).
+    candidates = (
+        ("jemalloc", _system_jemalloc, "no jemalloc on this system (Debian: libjemalloc2)"),
+        ("mimalloc", _wheel_mimalloc, "mimalloc not found: install the cmeel-mimalloc wheel"),
+    )
+    for name, find, missing in candidates:
+        if choice in ("auto", name):
+            lib = find()
+            if lib:
+                return name, lib
+            if choice == name:
+                raise FileNotFoundError(missing)
     return "libc", None
 
 
