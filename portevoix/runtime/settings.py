@@ -25,8 +25,8 @@ class CommonSettings(BaseSettings):
     )
     redis_cluster: bool = Field(
         default=False,
-        description="REDIS_URL points at a Redis Cluster (hash-tagged keys). Tested for scoring; "
-        "not yet supported by the ingest directory and the API (docs/ops.md).",
+        description="REDIS_URL points at a Redis Cluster (hash-tagged keys). Tested for scoring "
+        "and the API; not yet supported by ingest and moderation (docs/ops.md).",
     )
     redis_timeout_s: float = Field(
         default=5.0,

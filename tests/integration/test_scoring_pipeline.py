@@ -45,6 +45,7 @@ from portevoix_scoring.metrics import EVENTS_SCORED
 from portevoix_scoring.pipeline import ScoringPipeline, ScoringRefused
 from portevoix_scoring.rebuild import Rebuild
 from portevoix_scoring.store import APPLIED, CONFLICT, DUPLICATE, ScoreStore
+from tests.e2e.api_harness import ADMIN, api_settings, in_process
 from tests.infra import Server, seen_while_the_loop_is_blocked
 
 pytestmark = pytest.mark.integration
@@ -161,11 +162,30 @@ async def test_redis_projections_equal_the_in_memory_ones_despite_redelivery(
     await projections_equal_despite_redelivery(redis, erased, script_batch)
 
 
-async def test_on_a_redis_cluster_too(redis_on_cluster: Redis) -> None:
+async def test_on_a_redis_cluster_too(
+    redis_on_cluster: Redis, redis_cluster_server: Server, nats_server: Server
+) -> None:
     # Three primaries: every script call's keys share the {sc} hash tag (one slot), and what
     # the pipeline reads around its scripts (MGET, item lists, erasure scans) works there too.
     await projections_equal_despite_redelivery(redis_on_cluster, ("a3", "a5"), 4)
     assert len(redis_on_cluster.get_nodes()) == 3  # type: ignore[attr-defined]
+    # And the API reads them there: the board and every ledger, as the in-memory projection.
+    proj = expected(with_erasures(workload(), "a3", "a5"))
+    settings = api_settings(nats_server.url, redis_cluster_server.url, redis_cluster=True,
+                            analytics_projection=False)  # fmt: skip
+    async with in_process(settings) as api:
+        r = await api.client.get("/v1/leaderboards/all-time?limit=500", headers=api.auth(ADMIN))
+        assert r.status_code == 200, r.text
+        got = {i["ambassador_id"]: round(i["points"] * 100) for i in r.json()["items"]}
+        assert got == {a: cp for a, cp in proj.boards["all"].items() if cp}
+        for aid, cp in proj.boards["all"].items():
+            r = await api.client.get(f"/v1/ambassadors/{aid}/ledger?limit=500",
+                                     headers=api.auth(ADMIN))  # fmt: skip
+            assert r.status_code == 200, r.text
+            lines = r.json()["items"]
+            assert len(lines) == r.json()["total"] > 0
+            paid = sum(x["points"] for x in lines if x["op"] in ("award", "release", "reverse"))
+            assert round(paid * 100) == cp
 
 
 async def projections_equal_despite_redelivery(

@@ -73,7 +73,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.publisher = EventPublisher(
             js, timeout_s=settings.publish_timeout_s, service="api"
         )
-        redis = connect_redis(settings.redis_url, socket_timeout=settings.redis_timeout_s)
+        redis = connect_redis(settings.redis_url, settings.redis_cluster, settings.redis_timeout_s)
         app.state.redis = redis
         app.state.rate_limiter = RateLimiter(
             redis, settings.rate_limits, settings.rate_limit_period_s
