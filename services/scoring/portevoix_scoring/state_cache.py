@@ -31,12 +31,7 @@ class StateCache:
         return self._entries.pop(key, None)
 
     def keep(self, key: str, version: str, state: Any) -> None:
-        if self._size <= 0:
-            return
-        entries = self._entries
-        entries[key] = (version, state)
-        if len(entries) > self._size:
-            del entries[next(iter(entries))]
+        self.keep_all({key: (version, state)})
 
     def keep_all(self, entries: dict[str, tuple[str, Any]], but: Container[str] = ()) -> None:
         """`keep` each (key -> (version, state)), except the keys in `but`."""
