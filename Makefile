@@ -9,19 +9,24 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 # The server URL written into the AsyncAPI documents (a placeholder, not this machine's).
 DOCS_NATS_URL := nats://nats:4222
 
-.PHONY: run test lint typecheck unit integration e2e bench docs asyncapi clean venv
+.PHONY: run test lint typecheck unit integration e2e bench docs asyncapi clean venv native
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	@$(PY) -m pip install -q --disable-pip-version-check -e ".[test,native]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
 
+## Compile scoring's hot modules with mypyc, in place, if missing or older than their sources
+## (portevoix/native.py; without a C compiler the sources run, as they would anyway).
+native: $(STAMP)
+	@$(PY) -m portevoix.native ensure
+
 ## Start the whole platform (embedded NATS + Valkey unless NATS_URL / REDIS_URL are set).
 ## DEMO=1 also starts the simulator against it, so the boards fill up live.
-run: $(STAMP)
+run: native
 ifeq ($(DEMO),1)
 	@$(BIN)/portevoix up --demo
 else
@@ -29,7 +34,7 @@ else
 endif
 
 ## Lint, type-check, then the whole suite (unit, integration, end-to-end).
-test: $(STAMP) lint typecheck
+test: native lint typecheck
 	@$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
@@ -39,17 +44,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	@$(BIN)/mypy portevoix services
 
-unit: $(STAMP)
+unit: native
 	@$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP)
+integration: native
 	@$(BIN)/pytest -q tests/integration
 
-e2e: $(STAMP)
+e2e: native
 	@$(BIN)/pytest -q tests/e2e
 
 ## Benchmarks: bench/results.json and a Markdown table (installs the bench extra once).
-bench: $(STAMP)
+bench: native
 	@test -f $(VENV)/.bench-stamp || { $(PY) -m pip install -q --disable-pip-version-check -e ".[test,bench]" && touch $(VENV)/.bench-stamp; }
 	@$(PY) -m bench
 
@@ -67,3 +72,4 @@ asyncapi: $(STAMP)
 
 clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
+	find services -name "*.so" -delete; find services -name native-build.json -delete

@@ -36,6 +36,7 @@ import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 from redis import Redis
 
+from portevoix import native
 from portevoix.contracts.readmodels import SCORING_GENERATION, ledger_key
 from portevoix.runtime.embedded import EmbeddedNats, EmbeddedValkey
 from portevoix.runtime.platform import SERVICES, Platform
@@ -445,7 +446,8 @@ def main() -> None:
     for name in SERVICES:
         targets[f"rss_max_mb_{name}"] = ["<=", 150]
     notes = (
-        f"{os.cpu_count()} CPUs shared with other work (Valkey's allocator: {malloc}); "
+        f"{os.cpu_count()} CPUs shared with other work (Valkey's allocator: {malloc}; "
+        f"scoring's hot modules: {native.status('scoring')}); "
         "load average before "
         f"{load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}. Throughput: a simulated stream "
         f"(seed 7, {int(e2e['posts'])} posts through moderation) published with the platform's batched "

@@ -28,6 +28,7 @@ import httpx
 import nats
 import orjson
 
+from portevoix import native
 from portevoix.contracts.events import DOMAIN_EVENT
 from portevoix.runtime.delivery import Delivery, handle_collecting
 from portevoix.runtime.embedded import EmbeddedNats, EmbeddedValkey, free_port
@@ -359,7 +360,7 @@ async def main() -> dict[str, Any]:
                 "board_read_p99_ms": ["<=", 50],
             },
             "notes": f"{os.cpu_count()} CPUs shared with nats-server and valkey on this machine "
-            f"(Valkey's allocator: {malloc}); "
+            f"(Valkey's allocator: {malloc}; scoring's hot modules: {native.mode('scoring')}); "
             f"{N_AMBASSADORS} ambassadors, {N_AMBASSADORS * POSTS_PER_AMBASSADOR} posts; awards: "
             "external + 10% colleague engagement through ScoringPipeline.handle (validation, "
             "scorer, one atomic Lua step per 125 events; pulls of 500 driven as the bus "

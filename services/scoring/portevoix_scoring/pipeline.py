@@ -68,13 +68,37 @@ YIELD_EVERY = 15  # compute yields every 16 events (mask)
 S = TypeVar("S")
 
 
-@dataclass
 class _Slot(Generic[S]):
-    """A state in memory, with its key and the version it must still have in Redis."""
+    """A state in memory, with its key and the version it must still have in Redis. (A plain
+    class: mypyc compiles no generic dataclass.)"""
 
-    version: str
-    state: S
-    key: str  # built once per batch: guards, hand-off and cache reuse it (and its hash)
+    __slots__ = ("key", "state", "version")
+
+    def __init__(self, version: str, state: S, key: str) -> None:
+        self.version = version
+        self.state = state
+        self.key = key  # built once per batch: guards, hand-off and cache reuse it (and its hash)
+
+
+class _Holders:
+    """Where a batch finds states before Redis: what the batch before it will have written,
+    then the one before that (its script in flight), then memory. Taking a state moves it.
+    (An object, not a closure: compiled, a closure's environment holds every local of the
+    coroutine and refers back to the closure, a cycle only the garbage collector frees.)"""
+
+    __slots__ = ("cache", "earlier", "handoff")
+
+    def __init__(
+        self, handoff: dict[str, tuple[str, Any]], earlier: dict[str, tuple[str, Any]],
+        cache: StateCache,
+    ) -> None:  # fmt: skip
+        self.handoff, self.earlier, self.cache = handoff, earlier, cache
+
+    def take(self, key: str) -> tuple[str, Any] | None:
+        hit = self.handoff.pop(key, None)
+        if hit is None and self.earlier:
+            hit = self.earlier.pop(key, None)
+        return hit if hit is not None else self.cache.take(key)
 
 
 class _Loaded:
@@ -389,21 +413,6 @@ class ScoringPipeline:
         nxt: _Chunk | None = None
         refused = False  # a batch was: the last one, likely built on it, is answered here
 
-        def record(chunk: _Chunk) -> None:
-            if chunk is not carried:
-                for i, out in zip(chunk.positions, chunk.outcomes, strict=True):
-                    outcomes[i] = out
-
-        def done(chunk: _Chunk, result: tuple[int, list[int]], later: _Chunk | None) -> None:
-            nonlocal refused
-            refused = refused or result[0] != APPLIED
-            self._finish(chunk, result, later)
-            record(chunk)
-
-        async def settle(chunk: _Chunk) -> None:
-            sending = self._send(chunk)
-            done(chunk, await sending if sending is not None else (APPLIED, []), None)
-
         try:
             for n, positions in enumerate(plan):
                 if reading is not None:
@@ -411,7 +420,7 @@ class ScoringPipeline:
                 else:
                     chunk = self._new_chunk([events[i] for i in positions], positions)
                     if prev is not None and chunk.erasing:
-                        await settle(prev)
+                        refused |= await self._settle(prev, carried, outcomes)
                         prev = None
                     await self._read(chunk, prev, read_seen)
                 reading = None
@@ -425,7 +434,8 @@ class ScoringPipeline:
                     if not nxt.erasing:
                         reading = asyncio.create_task(self._read(nxt, chunk, read_seen, prev))
                 if prev is not None:
-                    done(prev, await sending if sending is not None else (APPLIED, []), nxt)
+                    result = await sending if sending is not None else (APPLIED, [])
+                    refused |= self._done(prev, result, nxt, carried, outcomes)
                 prev = chunk
                 # Its predecessor answered: its script goes now, queued behind k+1's read, not
                 # after it (Valkey would idle while that read is answered and parsed).
@@ -439,10 +449,38 @@ class ScoringPipeline:
                 # Out now, not at the next pull's first read: Valkey runs it while this pull is
                 # accounted and the next one validated (else it idles through both).
                 await asyncio.sleep(0)
-                record(prev)
+                self._record(prev, carried, outcomes)
             else:
-                await settle(prev)
+                await self._settle(prev, carried, outcomes)
         return outcomes
+
+    # Helpers of `_run` as methods, not closures: compiled (mypyc), a closure shares one
+    # environment object with every local of `_run`, chunks included, and that environment
+    # refers back to the closures: a cycle per call, which only the garbage collector frees
+    # (measured: 4 collections, 0.44-0.56 s per 20,000 awards).
+    @staticmethod
+    def _record(chunk: _Chunk, carried: _Chunk | None, outcomes: list[Outcome]) -> None:
+        if chunk is not carried:
+            for i, out in zip(chunk.positions, chunk.outcomes, strict=True):
+                outcomes[i] = out
+
+    def _done(
+        self,
+        chunk: _Chunk,
+        result: tuple[int, list[int]],
+        later: _Chunk | None,
+        carried: _Chunk | None,
+        outcomes: list[Outcome],
+    ) -> bool:
+        """The chunk's answer is in: its outcomes; whether it was refused."""
+        self._finish(chunk, result, later)
+        self._record(chunk, carried, outcomes)
+        return result[0] != APPLIED
+
+    async def _settle(self, chunk: _Chunk, carried: _Chunk | None, outcomes: list[Outcome]) -> bool:
+        sending = self._send(chunk)
+        result = await sending if sending is not None else (APPLIED, [])
+        return self._done(chunk, result, None, carried, outcomes)
 
     def _send(self, chunk: _Chunk) -> asyncio.Task[tuple[int, list[int]]] | None:
         """The chunk's script, sent once (None: it writes nothing)."""
@@ -488,19 +526,14 @@ class ScoringPipeline:
         the script in flight, if any). A state is held by one of these at a time: taking it
         moves it."""
         store = self.store
-        cache = self._cache
         events = chunk.events
-        handoff = prev.handoff if prev is not None else {}
-        # Until its answer is in: then `_finish` moves what is left of it to memory.
-        earlier = older.handoff if older is not None else {}
+        take = _Holders(
+            prev.handoff if prev is not None else {},
+            # Until its answer is in: then `_finish` moves what is left of it to memory.
+            older.handoff if older is not None else {},
+            self._cache,
+        ).take
         mem = chunk.mem
-
-        def take(key: str) -> tuple[str, Any] | None:
-            hit = handoff.pop(key, None)
-            if hit is None and earlier:
-                hit = earlier.pop(key, None)
-            return hit if hit is not None else cache.take(key)
-
         about = chunk.about = [
             (post_of(e), store.reaction_key(*r) if (r := reaction_of(e)) else None) for e in events
         ]
@@ -635,10 +668,10 @@ class ScoringPipeline:
             mem.pairs_of.values(),
         )
         for held in slots:
-            for slot in held:
-                key = slot.key
-                version = batch.version_of(key, token) if key in guarded else slot.version
-                chunk.handoff[key] = (version, slot.state)
+            for kept in held:
+                key = kept.key
+                version = batch.version_of(key, token) if key in guarded else kept.version
+                chunk.handoff[key] = (version, kept.state)
         if not chunk.staged:
             return
         chunk.ids = in_batch

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import msgspec
 import orjson
+from mypy_extensions import mypyc_attr
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
@@ -300,6 +301,7 @@ class Serialisable(Protocol):
     def dumps(self) -> bytes: ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests wrap `send` to watch the scripts
 class ScoreStore:
     def __init__(self, redis: Redis, generation: str = "1", *, live: bool = True) -> None:
         self._r = redis

@@ -3,6 +3,7 @@ the ambassador state, touched only by colleague engagement."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, timedelta
 
 from portevoix_scoring.domain.ambassador_state import (
@@ -40,7 +41,7 @@ def test_pairs_nothing_can_count_any_more_are_pruned_late_engagement_still_count
     assert p.received_from("old", _day(20), WINDOW) == 4
     p.count_from("recent", _day(horizon + 1), WINDOW)
     assert set(p.recv) == {"recent"}  # "old" can only count for engagement > 35 days late
-    assert ColleaguePairs(**vars(ColleaguePairs.loads(p.dumps()))) == p
+    assert ColleaguePairs(**asdict(ColleaguePairs.loads(p.dumps()))) == p
 
 
 def test_pruning_runs_once_a_day_and_never_for_late_engagement() -> None:

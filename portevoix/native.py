@@ -1,0 +1,246 @@
+"""Hot modules compiled to C with mypyc, used only while they match their sources.
+
+Scoring's per-event work (the points rules, the batch writer, the pipeline) is plain typed
+Python; mypyc compiles the same files into C extensions that sit next to them. Python imports an
+extension before a `.py` of the same name, so an edited source would silently lose to an old
+build: `use_if_current` (called by the package's `__init__`) compares the build's record of its
+sources with the files on disk and, if they differ or `PORTEVOIX_NATIVE=0`, loads the sources
+instead. A group is all or nothing: compiled modules call each other directly in C, so one stale
+module means the whole group runs from source.
+
+`python -m portevoix.native ensure` compiles, in place, every group whose build is missing or
+older than its sources (`make run`, `make test` and `make bench` run it; a missing compiler
+leaves the interpreted modules, with a note, and is not retried until the sources change);
+`build` compiles regardless; `status` says what a process would use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import logging
+import os
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+log = logging.getLogger("portevoix.native")
+ROOT = Path(__file__).resolve().parent.parent
+RECORD = "native-build.json"  # in the package's directory, next to the extensions
+
+
+@dataclass(frozen=True)
+class Group:
+    """Modules compiled together into one shared library (`<package>._compiled__mypyc`)."""
+
+    package: str
+    modules: tuple[str, ...]  # dotted names, relative to the package
+
+    @property
+    def package_dir(self) -> Path:
+        """Where the package is imported from (a copy elsewhere checks its own files)."""
+        package = sys.modules.get(self.package)
+        if package is not None and getattr(package, "__path__", None):
+            return Path(next(iter(package.__path__)))
+        spec = importlib.util.find_spec(self.package)
+        assert spec is not None and spec.submodule_search_locations, self.package
+        return Path(next(iter(spec.submodule_search_locations)))
+
+    @property
+    def home(self) -> Path:
+        return self.package_dir.parent
+
+    def source(self, module: str) -> Path:
+        return self.package_dir.joinpath(*module.split(".")).with_suffix(".py")
+
+    def sources_digest(self) -> str:
+        digest = hashlib.sha256()
+        for module in self.modules:
+            digest.update(module.encode() + b"\0" + self.source(module).read_bytes() + b"\0")
+        return digest.hexdigest()
+
+
+GROUPS = {
+    "scoring": Group(
+        "portevoix_scoring",
+        (
+            "domain.ambassador_state",
+            "domain.post_state",
+            "domain.scorer",
+            "state_cache",
+            "store",
+            "pipeline",
+        ),
+    ),
+}
+
+
+def _build_key() -> dict[str, str]:
+    """What else a build depends on: an extension only loads into the Python it was built for."""
+    try:
+        from mypy.version import __version__ as mypy_version
+    except ImportError:  # pragma: no cover - the record is then only read, never written
+        mypy_version = "none"
+    return {"python": sys.version.split()[0], "abi": sysconfig.get_config_var("SOABI") or "",
+            "mypy": mypy_version}  # fmt: skip
+
+
+def record_of(group: Group) -> dict[str, object] | None:
+    try:
+        data = json.loads((group.package_dir / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def stale_reason(group: Group) -> str | None:
+    """Why the group's extensions must not be used (None: they are current and wanted)."""
+    if os.environ.get("PORTEVOIX_NATIVE", "1") == "0":
+        return "PORTEVOIX_NATIVE=0"
+    record = record_of(group)
+    if record is None:
+        return "not built"
+    if not record.get("built"):
+        return f"build failed: {record.get('error', '?')}"
+    if record.get("python") != sys.version.split()[0]:
+        return f"built for Python {record.get('python')}"
+    if record.get("sources") != group.sources_digest():
+        return "sources changed since the build (make native)"
+    return None
+
+
+class _Sources(importlib.abc.MetaPathFinder):
+    """Finds the group's modules as their `.py` files, ahead of the extensions beside them."""
+
+    def __init__(self, group: Group) -> None:
+        self._paths = {f"{group.package}.{m}": str(group.source(m)) for m in group.modules}
+
+    def find_spec(
+        self, fullname: str, path: object = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        source = self._paths.get(fullname)
+        return importlib.util.spec_from_file_location(fullname, source) if source else None
+
+
+_in_use: dict[str, str | None] = {}  # group -> why it runs from source (None: compiled)
+
+
+def use_if_current(name: str) -> None:
+    """Called by the package's `__init__`, before any of its modules is imported."""
+    group = GROUPS[name]
+    reason = stale_reason(group)
+    _in_use[name] = reason
+    if reason is None:
+        return
+    if any(group.package_dir.rglob("*.so")) and reason != "PORTEVOIX_NATIVE=0":
+        log.warning("compiled %s modules not used: %s", group.package, reason)
+    sys.meta_path.insert(0, _Sources(group))
+
+
+def status(name: str) -> str:
+    """What a process importing the group now would run: "compiled" or "interpreted (why)"."""
+    reason = stale_reason(GROUPS[name])
+    return "compiled" if reason is None else f"interpreted ({reason})"
+
+
+def mode(name: str) -> str:
+    """ "compiled" or "interpreted (<why>)" for the group, as imported in this process."""
+    group = GROUPS[name]
+    first = sys.modules.get(f"{group.package}.{group.modules[0]}")
+    if first is None:
+        reason = _in_use.get(name, stale_reason(group))
+        return "compiled" if reason is None else f"interpreted ({reason})"
+    compiled = (first.__file__ or "").endswith((".so", ".pyd"))
+    return "compiled" if compiled else f"interpreted ({_in_use.get(name) or 'no build'})"
+
+
+_BUILD = """
+import sys
+from setuptools import setup
+from mypyc.build import mypycify
+paths, group, c_dir, o_dir = sys.argv[1].split(","), sys.argv[2], sys.argv[3], sys.argv[4]
+setup(name=group, packages=[], ext_modules=mypycify(paths, group_name=group, target_dir=c_dir),
+      script_args=["build_ext", "--inplace", "--build-temp", o_dir, "-j", "2"])
+"""
+
+
+def build(name: str, *, quiet: bool = True) -> dict[str, object]:
+    """Compile the group in place and write its record (also when the build fails: the record
+    says why, and the sources are used)."""
+    import shutil  # build-only: kept out of every service's import
+    import subprocess
+    import tempfile
+
+    group = GROUPS[name]
+    record: dict[str, object] = {"sources": group.sources_digest(), **_build_key()}
+    for old in group.package_dir.rglob("*.so"):
+        old.unlink()
+    paths = ",".join(str(group.source(m).relative_to(group.home)) for m in group.modules)
+    env = {**os.environ, "MYPYPATH": str(ROOT)}
+    with tempfile.TemporaryDirectory(prefix="pv-native-") as tmp:
+        command = [sys.executable, "-c", _BUILD, paths, f"{group.package}._compiled"]
+        try:
+            done = subprocess.run(
+                [*command, f"{tmp}/c", f"{tmp}/o"],
+                cwd=group.home,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        except OSError as exc:
+            done = subprocess.CompletedProcess([], 1, "", str(exc))
+    if done.returncode == 0:
+        record["built"] = True
+    else:
+        for old in group.package_dir.rglob("*.so"):
+            old.unlink()  # a half-built group must not be loaded
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        record |= {"built": False, "error": " | ".join(tail) or f"exit {done.returncode}"}
+    if not quiet:
+        sys.stdout.write((done.stdout or "") + (done.stderr or ""))
+    shutil.rmtree(group.home / "build", ignore_errors=True)
+    (group.package_dir / RECORD).write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def needs_build(group: Group) -> bool:
+    """No current build, and no failed one for these same sources (not retried each time)."""
+    record = record_of(group)
+    if record is None:
+        return True
+    same = (
+        record.get("sources") == group.sources_digest()
+        and record.get("python") == sys.version.split()[0]
+    )
+    return not same
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    command = args[0] if args else "status"
+    if command in ("build", "ensure"):
+        for name, group in GROUPS.items():
+            if command == "ensure" and not needs_build(group):
+                print(f"{name}: {status(name)}")
+                continue
+            print(f"{name}: compiling {len(group.modules)} modules with mypyc (about a minute)")
+            record = build(name, quiet="-v" not in args)
+            if not record["built"]:
+                print(f"{name}: left interpreted, the build failed: {record['error']}")
+        return 0
+    if command == "status":
+        for name in GROUPS:
+            print(f"{name}: {status(name)}")
+        return 0
+    print("usage: python -m portevoix.native [ensure | build [-v] | status]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

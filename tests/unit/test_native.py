@@ -1,0 +1,104 @@
+"""Scoring's hot modules compiled with mypyc (portevoix/native.py): used when current, never
+when their sources changed, and scoring the same as the sources do."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import portevoix_scoring
+from portevoix import native
+
+GROUP = native.GROUPS["scoring"]
+PACKAGE_DIR = Path(portevoix_scoring.__file__).parent
+
+
+def _compiler() -> bool:
+    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    return bool(cc) and shutil.which(cc[0]) is not None
+
+
+def _python(code: str, *, path: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "PORTEVOIX_NATIVE"} | env
+    if path is not None:  # a copy of the package, found first
+        environ["PYTHONPATH"] = os.pathsep.join([str(path), environ.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
+                          text=True, check=True, timeout=120)  # fmt: skip
+
+
+WHERE = "import json, portevoix_scoring.store as s, portevoix_scoring.domain.scorer as d; " \
+        "print(json.dumps([s.__file__, d.__file__]))"  # fmt: skip
+
+
+def test_the_build_is_current_and_its_extensions_load() -> None:
+    # `make test` compiles first (`make native`); a machine with no C compiler records why
+    # the build failed, and runs the sources.
+    record = native.record_of(GROUP)
+    assert record is not None, "python -m portevoix.native ensure has not run"
+    assert record["sources"] == GROUP.sources_digest()
+    files = json.loads(_python(WHERE).stdout)
+    if _compiler():
+        assert record["built"] is True, record.get("error")
+        assert native.status("scoring") == "compiled"
+        assert all(f.endswith(".so") for f in files), files
+        assert native.mode("scoring") == "compiled"  # this very test process
+    else:
+        assert record["built"] is False and record["error"]
+        assert all(f.endswith(".py") for f in files), files
+
+
+def test_an_edited_source_turns_the_whole_group_back_to_sources(tmp_path: Path) -> None:
+    copy = tmp_path / "portevoix_scoring"
+    shutil.copytree(PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    # The copy as built: its extensions load (when there are any).
+    before = json.loads(_python(WHERE, path=tmp_path).stdout)
+    assert all(str(tmp_path) in f for f in before), before
+    # One module edited: an extension would run the old code, so none of the group is used.
+    with (copy / "domain" / "scorer.py").open("a") as f:
+        f.write("\nEDITED = True\n")
+    done = _python(WHERE + "; print(d.EDITED)", path=tmp_path)
+    after, edited = done.stdout.splitlines()
+    assert edited == "True"
+    assert all(f.endswith(".py") and str(tmp_path) in f for f in json.loads(after))
+    if any(copy.rglob("*.so")):
+        assert "sources changed since the build" in done.stderr
+
+
+def test_portevoix_native_0_runs_the_sources() -> None:
+    files = json.loads(_python(WHERE, PORTEVOIX_NATIVE="0").stdout)
+    assert all(f.endswith(".py") for f in files), files
+
+
+SCORE = """
+import json, orjson
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+from portevoix import native
+from portevoix.simulation.generator import SimulationConfig, simulate
+from portevoix_scoring.domain.table import default_table
+from portevoix_scoring.offline import OfflineScoring
+
+config = SimulationConfig(start=datetime(2026, 11, 2, 8, tzinfo=UTC), seed=11, events=6000,
+                          ambassadors=60)
+offline = OfflineScoring(default_table(), ZoneInfo("Europe/Paris"))
+offline.feed(orjson.dumps(e) for e in simulate(config))
+print(json.dumps({"mode": native.mode("scoring"), "report": offline.report()}, sort_keys=True))
+"""
+
+
+def test_compiled_and_interpreted_scoring_give_the_same_report() -> None:
+    # The same simulated programme (colleagues, rings, caps, held and blocked posts) through
+    # `portevoix score`'s code, once per mode: every total, ledger-derived count and badge equal.
+    compiled = json.loads(_python(SCORE).stdout)
+    interpreted = json.loads(_python(SCORE, PORTEVOIX_NATIVE="0").stdout)
+    assert interpreted["mode"] == "interpreted (PORTEVOIX_NATIVE=0)"
+    if _compiler():
+        assert compiled["mode"] == "compiled"
+    assert compiled["report"]["totals"], "the simulation scored nobody"
+    assert compiled["report"] == interpreted["report"]
