@@ -30,8 +30,12 @@ from pathlib import Path
 from types import ModuleType
 
 log = logging.getLogger("portevoix.native")
-ROOT = Path(__file__).resolve().parent.parent
 RECORD = "native-build.json"  # in the package's directory, next to the extensions
+# pyproject.toml's [tool.mypy] as the build needs it (an installed package has no pyproject):
+# the pydantic plugin types the events' constructors as the type checker does. Not `strict`:
+# its extra checks change nothing compiled, and an install without the test extra's stub
+# packages (types-PyYAML) would fail them (`make typecheck` runs them).
+MYPY_CONFIG = "[mypy]\nplugins = pydantic.mypy\nignore_missing_imports = True\n"
 
 
 @dataclass(frozen=True)
@@ -163,15 +167,16 @@ _BUILD = """
 import sys
 from setuptools import setup
 from mypyc.build import mypycify
-paths, group, c_dir, o_dir = sys.argv[1].split(","), sys.argv[2], sys.argv[3], sys.argv[4]
-setup(name=group, packages=[], ext_modules=mypycify(paths, group_name=group, target_dir=c_dir),
-      script_args=["build_ext", "--inplace", "--build-temp", o_dir, "-j", "2"])
+paths, group, tmp = sys.argv[1].split(","), sys.argv[2], sys.argv[3]
+setup(name=group, packages=[], ext_modules=mypycify(paths, group_name=group, target_dir=tmp + "/c"),
+      script_args=["build_ext", "--inplace", "--build-temp", tmp + "/o", "--build-lib", tmp + "/lib",
+                   "-j", "2"])
 """
 
 
 def build(name: str, *, quiet: bool = True) -> dict[str, object]:
-    """Compile the group in place and write its record (also when the build fails: the record
-    says why, and the sources are used)."""
+    """Compile the group and put its extensions beside its sources; write its record (also
+    when the build fails: the record says why, and the sources are used)."""
     import shutil  # build-only: kept out of every service's import
     import subprocess
     import tempfile
@@ -180,31 +185,39 @@ def build(name: str, *, quiet: bool = True) -> dict[str, object]:
     record: dict[str, object] = {"sources": group.sources_digest(), **_build_key()}
     for old in group.package_dir.rglob("*.so"):
         old.unlink()
-    paths = ",".join(str(group.source(m).relative_to(group.home)) for m in group.modules)
-    env = {**os.environ, "MYPYPATH": str(ROOT)}
+    # Built in a copy of the package and of `portevoix` (its imports), so that mypy sees the
+    # same sources from a checkout and from site-packages (where it would take every module
+    # installed beside them for the project's own, and refuses untyped installed packages);
+    # the C sources, objects and mypy's cache stay in the temporary directory too.
     with tempfile.TemporaryDirectory(prefix="pv-native-") as tmp:
-        command = [sys.executable, "-c", _BUILD, paths, f"{group.package}._compiled"]
+        src = Path(tmp) / "src"
+        skip = shutil.ignore_patterns("__pycache__", "*.so", RECORD)
+        shutil.copytree(group.package_dir, src / group.package, ignore=skip)
+        shutil.copytree(Path(__file__).parent, src / "portevoix", ignore=skip)
+        (src / "mypy.ini").write_text(MYPY_CONFIG)
+        paths = ",".join(
+            str(Path(group.package, *m.split(".")).with_suffix(".py")) for m in group.modules
+        )
         try:
             done = subprocess.run(
-                [*command, f"{tmp}/c", f"{tmp}/o"],
-                cwd=group.home,
-                env=env,
+                [sys.executable, "-c", _BUILD, paths, f"{group.package}._compiled", tmp],
+                cwd=src,
+                env={**os.environ, "MYPY_CACHE_DIR": f"{tmp}/mypy"},
                 capture_output=True,
                 text=True,
                 check=False,
             )
         except OSError as exc:
             done = subprocess.CompletedProcess([], 1, "", str(exc))
-    if done.returncode == 0:
-        record["built"] = True
-    else:
-        for old in group.package_dir.rglob("*.so"):
-            old.unlink()  # a half-built group must not be loaded
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        record |= {"built": False, "error": " | ".join(tail) or f"exit {done.returncode}"}
+        if done.returncode == 0:
+            for built in (src / group.package).rglob("*.so"):
+                shutil.copy2(built, group.package_dir / built.relative_to(src / group.package))
+            record["built"] = True
+        else:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            record |= {"built": False, "error": " | ".join(tail) or f"exit {done.returncode}"}
     if not quiet:
         sys.stdout.write((done.stdout or "") + (done.stderr or ""))
-    shutil.rmtree(group.home / "build", ignore_errors=True)
     (group.package_dir / RECORD).write_text(json.dumps(record, indent=1) + "\n")
     return record
 
@@ -225,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else "status"
     if command in ("build", "ensure"):
+        failed = False
         for name, group in GROUPS.items():
             if command == "ensure" and not needs_build(group):
                 print(f"{name}: {status(name)}")
@@ -232,13 +246,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: compiling {len(group.modules)} modules with mypyc (about a minute)")
             record = build(name, quiet="-v" not in args)
             if not record["built"]:
+                failed = True
                 print(f"{name}: left interpreted, the build failed: {record['error']}")
-        return 0
+        # --strict (container images): a failed build is an error, not a slower service.
+        return 1 if failed and "--strict" in args else 0
     if command == "status":
         for name in GROUPS:
             print(f"{name}: {status(name)}")
         return 0
-    print("usage: python -m portevoix.native [ensure | build [-v] | status]", file=sys.stderr)
+    print(
+        "usage: python -m portevoix.native [ensure | build [-v] [--strict] | status]",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from portevoix.runtime.embedded import EmbeddedValkey
@@ -87,3 +88,41 @@ def test_the_url_scheme_still_picks_the_transport(url: str, kind: type) -> None:
     cls = client.connection_pool.connection_class
     assert issubclass(cls, kind) and cls.__name__ == f"Direct{kind.__name__}"
     assert client.connection_pool.connection_kwargs["socket_timeout"] == 1.5
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("MGET", *(f"pv:{{sc}}:1:react:linkedin:p{i}:like:fan{i}" for i in range(300))),
+        ("SET", "clé-é", "valeur ✓"),  # text as UTF-8
+        ("HINCRBY", b"k", "f", -17),
+        ("ZADD", "z", 1.5, "m", 0.1, "n", 10**15, "o"),  # numbers as redis-py writes them
+        ("EVALSHA", "ab" * 20, 2, "g", "p", b"\x00\xff" * 40_000, b""),  # big binary values
+        ("CONFIG GET", "maxmemory"),  # a two-word command name
+        ("SET", "k", memoryview(b"mv")),
+    ],
+)
+def test_commands_are_packed_as_redis_py_packs_them(args: tuple[object, ...]) -> None:
+    client = connect_redis("redis://127.0.0.1:1")  # no connection is made to pack
+    conn = client.connection_pool.make_connection()
+    reference = Connection()  # redis-py's own (Python) packing
+    assert b"".join(conn.pack_command(*args)) == b"".join(reference.pack_command(*args))
+
+
+@pytest.mark.parametrize("bad", [True, None, object()])
+def test_an_argument_redis_cannot_take_is_still_a_data_error(bad: object) -> None:
+    conn = connect_redis("redis://127.0.0.1:1").connection_pool.make_connection()
+    with pytest.raises(DataError):
+        conn.pack_command("SET", "k", bad)
+
+
+async def test_values_round_trip_through_the_server(valkey: EmbeddedValkey) -> None:
+    client = connect_redis(valkey.url)
+    blob = bytes(range(256)) * 1000
+    await client.set("pv:test:blob", blob)
+    await client.mset({f"pv:test:k{i}": f"v{i} é" for i in range(500)})
+    assert await client.get("pv:test:blob") == blob
+    got = await client.mget([f"pv:test:k{i}" for i in range(500)])
+    assert got == [f"v{i} é".encode() for i in range(500)]
+    assert await client.config_get("maxmemory") == {"maxmemory": "0"}  # a two-word command
+    await client.aclose()

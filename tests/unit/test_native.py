@@ -102,3 +102,18 @@ def test_compiled_and_interpreted_scoring_give_the_same_report() -> None:
         assert compiled["mode"] == "compiled"
     assert compiled["report"]["totals"], "the simulation scored nobody"
     assert compiled["report"] == interpreted["report"]
+
+
+def test_the_build_types_the_code_as_the_type_checker_does() -> None:
+    # The build runs mypy on a copy (an installed package has no pyproject.toml): same settings.
+    import configparser
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["tool"]
+    build = configparser.ConfigParser()
+    build.read_string(native.MYPY_CONFIG)
+    assert build["mypy"]["plugins"].split(",") == project["mypy"]["plugins"]
+    assert (
+        build.getboolean("mypy", "ignore_missing_imports")
+        is project["mypy"]["ignore_missing_imports"]
+    )
