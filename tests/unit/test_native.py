@@ -12,6 +12,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 import portevoix_scoring
 from portevoix import native
 
@@ -36,21 +38,36 @@ WHERE = "import json, portevoix_scoring.store as s, portevoix_scoring.domain.sco
         "print(json.dumps([s.__file__, d.__file__]))"  # fmt: skip
 
 
-def test_the_build_is_current_and_its_extensions_load() -> None:
+@pytest.mark.parametrize("name", sorted(native.GROUPS))
+def test_the_build_is_current_and_its_extensions_load(name: str) -> None:
     # `make test` compiles first (`make native`); a machine with no C compiler records why
     # the build failed, and runs the sources.
-    record = native.record_of(GROUP)
+    group = native.GROUPS[name]
+    record = native.record_of(group)
     assert record is not None, "python -m portevoix.native ensure has not run"
-    assert record["sources"] == GROUP.sources_digest()
-    files = json.loads(_python(WHERE).stdout)
+    assert record["sources"] == group.sources_digest()
+    modules = [f"{group.package}.{m}" for m in group.modules]
+    code = f"import importlib, json; print(json.dumps([importlib.import_module(m).__file__ " \
+           f"for m in {modules!r}]))"  # fmt: skip
+    files = json.loads(_python(code).stdout)
     if _compiler():
         assert record["built"] is True, record.get("error")
-        assert native.status("scoring") == "compiled"
+        assert native.status(name) == "compiled"
         assert all(f.endswith(".so") for f in files), files
-        assert native.mode("scoring") == "compiled"  # this very test process
     else:
         assert record["built"] is False and record["error"]
         assert all(f.endswith(".py") for f in files), files
+
+
+@pytest.mark.parametrize("name", sorted(native.GROUPS))
+def test_the_suite_itself_runs_what_the_services_run(name: str) -> None:
+    group = native.GROUPS[name]
+    for module in group.modules:  # imported by the tests that use them; here in any case
+        __import__(f"{group.package}.{module}")
+    if _compiler():
+        assert native.mode(name) == "compiled"
+    else:
+        assert native.mode(name).startswith("interpreted (build failed")
 
 
 def test_an_edited_source_turns_the_whole_group_back_to_sources(tmp_path: Path) -> None:
@@ -117,3 +134,11 @@ def test_the_build_types_the_code_as_the_type_checker_does() -> None:
         build.getboolean("mypy", "ignore_missing_imports")
         is project["mypy"]["ignore_missing_imports"]
     )
+
+
+def test_portevoix_native_may_name_the_groups_to_compile() -> None:
+    assert native.status("scoring") != "interpreted (PORTEVOIX_NATIVE=other)"
+    files = json.loads(_python(WHERE, PORTEVOIX_NATIVE="other").stdout)
+    assert all(f.endswith(".py") for f in files), files
+    both = json.loads(_python(WHERE, PORTEVOIX_NATIVE="other,scoring").stdout)
+    assert all(f.endswith(".so") for f in both) == _compiler(), both
