@@ -7,7 +7,9 @@ build: `use_if_current` (called by the package's `__init__`) compares the build'
 sources with the files on disk and, if they differ or `PORTEVOIX_NATIVE` says so (`0`: none
 compiled; `scoring`: only that group; `1`, the default: all), loads the sources
 instead. A group is all or nothing: compiled modules call each other directly in C, so one stale
-module means the whole group runs from source.
+module means the whole group runs from source. Modules outside the group are called through
+Python, so their changes need no rebuild; the exception would be a `typing.Final` constant
+imported from one (mypyc copies its value in): the group imports none.
 
 `python -m portevoix.native ensure` compiles, in place, every group whose build is missing or
 older than its sources (`make run`, `make test` and `make bench` run it; a missing compiler
