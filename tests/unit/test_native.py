@@ -45,7 +45,7 @@ def test_the_build_is_current_and_its_extensions_load(name: str) -> None:
     group = native.GROUPS[name]
     record = native.record_of(group)
     assert record is not None, "python -m portevoix.native ensure has not run"
-    assert record["sources"] == group.sources_digest()
+    assert record["sources"] == group.sources_digest(), "sources changed: run `make native`"
     modules = [f"{group.package}.{m}" for m in group.modules]
     code = f"import importlib, json; print(json.dumps([importlib.import_module(m).__file__ " \
            f"for m in {modules!r}]))"  # fmt: skip
