@@ -197,6 +197,9 @@ def build(name: str, *, quiet: bool = True) -> dict[str, object]:
 
     group = GROUPS[name]
     record: dict[str, object] = {"sources": group.sources_digest(), **_build_key()}
+    # Record first, extensions next: a process starting meanwhile finds no record and runs the
+    # sources, never a mix of old, new and missing extensions. The record comes back last.
+    (group.package_dir / RECORD).unlink(missing_ok=True)
     for old in group.package_dir.rglob("*.so"):
         old.unlink()
     # Built in a copy of the package and of `portevoix` (its imports), so that mypy sees the
