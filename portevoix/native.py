@@ -33,6 +33,7 @@ from pathlib import Path
 from types import ModuleType
 
 log = logging.getLogger("portevoix.native")
+PYTHON = sys.version.split()[0]  # an extension only loads into the Python it was built for
 RECORD = "native-build.json"  # in the package's directory, next to the extensions
 # pyproject.toml's [tool.mypy] as the build needs it (an installed package has no pyproject):
 # the pydantic plugin types the events' constructors as the type checker does. Not `strict`:
@@ -98,7 +99,7 @@ def _build_key() -> dict[str, str]:
         from mypy.version import __version__ as mypy_version
     except ImportError:  # pragma: no cover - the record is then only read, never written
         mypy_version = "none"
-    return {"python": sys.version.split()[0], "abi": sysconfig.get_config_var("SOABI") or "",
+    return {"python": PYTHON, "abi": sysconfig.get_config_var("SOABI") or "",
             "mypy": mypy_version}  # fmt: skip
 
 
@@ -125,11 +126,20 @@ def stale_reason(group: Group) -> str | None:
         return "not built"
     if not record.get("built"):
         return f"build failed: {record.get('error', '?')}"
-    if record.get("python") != sys.version.split()[0]:
+    return _not_for_these(record, group)
+
+
+def _not_for_these(record: dict[str, object], group: Group) -> str | None:
+    """Why a build (or a failed one) was not made of these sources by this Python."""
+    if record.get("python") != PYTHON:
         return f"built for Python {record.get('python')}"
     if record.get("sources") != group.sources_digest():
         return "sources changed since the build (make native)"
     return None
+
+
+def _label(reason: str | None) -> str:
+    return "compiled" if reason is None else f"interpreted ({reason})"
 
 
 class _Sources(importlib.abc.MetaPathFinder):
@@ -162,8 +172,7 @@ def use_if_current(name: str) -> None:
 
 def status(name: str) -> str:
     """What a process importing the group now would run: "compiled" or "interpreted (why)"."""
-    reason = stale_reason(GROUPS[name])
-    return "compiled" if reason is None else f"interpreted ({reason})"
+    return _label(stale_reason(GROUPS[name]))
 
 
 def mode(name: str) -> str:
@@ -171,10 +180,9 @@ def mode(name: str) -> str:
     group = GROUPS[name]
     first = sys.modules.get(f"{group.package}.{group.modules[0]}")
     if first is None:
-        reason = _in_use.get(name, stale_reason(group))
-        return "compiled" if reason is None else f"interpreted ({reason})"
+        return _label(_in_use[name]) if name in _in_use else status(name)
     compiled = (first.__file__ or "").endswith((".so", ".pyd"))
-    return "compiled" if compiled else f"interpreted ({_in_use.get(name) or 'no build'})"
+    return _label(None if compiled else _in_use.get(name) or "no build")
 
 
 _BUILD = """
@@ -242,13 +250,7 @@ def build(name: str, *, quiet: bool = True) -> dict[str, object]:
 def needs_build(group: Group) -> bool:
     """No current build, and no failed one for these same sources (not retried each time)."""
     record = record_of(group)
-    if record is None:
-        return True
-    same = (
-        record.get("sources") == group.sources_digest()
-        and record.get("python") == sys.version.split()[0]
-    )
-    return not same
+    return record is None or _not_for_these(record, group) is not None
 
 
 def main(argv: list[str] | None = None) -> int:
