@@ -53,9 +53,9 @@ from portevoix_scoring.store import (
 )
 
 log = logging.getLogger("portevoix.scoring")
-SCORED_TYPES = (
-    PostReceived,
+SCORED_TYPES = (  # engagement first: most events (isinstance tries them in this order)
     EngagementReceived,
+    PostReceived,
     PostModerated,
     PostReviewed,
     AmbassadorRegistered,
@@ -122,6 +122,12 @@ class Outcome:
     effects: Effects | None = None
     # APPLIED once its script, still in flight, succeeds: the batch's pending confirmation says.
     provisional: bool = False
+
+    def __init__(
+        self, result: int, effects: Effects | None = None, provisional: bool = False
+    ) -> None:
+        # Written out: compiled, a dataclass's generated __init__ stays interpreted (scorer.py).
+        self.result, self.effects, self.provisional = result, effects, provisional
 
 
 class ScoringRefused(Exception):
@@ -373,7 +379,7 @@ class ScoringPipeline:
         cur: list[int] = []
         for i, e in enumerate(events):
             cur.append(i)
-            if len(cur) >= self._chunk or isinstance(e, AmbassadorErased):
+            if len(cur) >= self._chunk or type(e) is AmbassadorErased:
                 out.append(cur)
                 cur = []
         if cur:
@@ -509,7 +515,7 @@ class ScoringPipeline:
 
     def _new_chunk(self, events: list[Scored], positions: list[int]) -> _Chunk:
         chunk = _Chunk(events, positions, self.store.batch(publish_badges=self._pub is not None))
-        chunk.erasing = any(isinstance(e, AmbassadorErased) for e in events)
+        chunk.erasing = any(type(e) is AmbassadorErased for e in events)  # exact: cheaper
         return chunk
 
     async def _read(
@@ -591,7 +597,7 @@ class ScoringPipeline:
         for rk in reactions:
             if rk not in react_versions:
                 react_versions[rk] = states[rk].version
-        erased = [e.ambassador_id for e in events if isinstance(e, AmbassadorErased)]
+        erased = [e.ambassador_id for e in events if type(e) is AmbassadorErased]
         if erased:
             chunk.batch.targets = await store.erasure_targets(erased)
         return chunk

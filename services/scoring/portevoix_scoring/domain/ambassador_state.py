@@ -36,6 +36,21 @@ class AmbassadorState:
     erased: bool = False
     era: int = 0
 
+    def __init__(
+        self, ambassador_id: str, team: str | None = None,
+        caps: dict[str, dict[str, int]] | None = None, recv: dict[str, list[Any]] | None = None,
+        counts: dict[str, int] | None = None, days: list[str] | None = None, points: int = 0,
+        badges: list[str] | None = None, erased: bool = False, era: int = 0,
+    ) -> None:  # fmt: skip
+        # Written out: compiled (mypyc), a dataclass's generated __init__ stays interpreted.
+        self.ambassador_id, self.team = ambassador_id, team
+        self.caps = {} if caps is None else caps
+        self.recv = {} if recv is None else recv
+        self.counts = {} if counts is None else counts
+        self.days = [] if days is None else days
+        self.points, self.badges = points, [] if badges is None else badges
+        self.erased, self.era = erased, era
+
     def erase(self) -> None:
         """Forget everything personal; keep the tombstone (team, era)."""
         self.caps, self.recv, self.counts, self.days = {}, {}, {}, []
@@ -88,7 +103,13 @@ class AmbassadorState:
         return self.counts.get(name, 0)
 
     def dumps(self) -> bytes:
-        return orjson.dumps(self)
+        # Field by field: compiled, the class has no __dict__ and orjson reads a dataclass
+        # without one a getattr at a time (1.9 µs against 0.5).
+        return orjson.dumps({
+            "ambassador_id": self.ambassador_id, "team": self.team, "caps": self.caps,
+            "recv": self.recv, "counts": self.counts, "days": self.days, "points": self.points,
+            "badges": self.badges, "erased": self.erased, "era": self.era,
+        })  # fmt: skip
 
     @classmethod
     def loads(cls, ambassador_id: str, raw: bytes | None) -> AmbassadorState:
@@ -108,6 +129,9 @@ class ColleaguePairs:
     # The newest local day counters were pruned on: pruning runs once per day, and depends on
     # the stored state only, so online, offline and rebuilt results stay equal.
     pruned: str = ""
+
+    def __init__(self, recv: dict[str, list[Any]] | None = None, pruned: str = "") -> None:
+        self.recv, self.pruned = {} if recv is None else recv, pruned
 
     def received_from(self, colleague: str, day: str, window_days: int) -> int:
         """Count of `colleague`'s engagement on this ambassador's posts, in the window."""
@@ -140,7 +164,7 @@ class ColleaguePairs:
         self.recv, self.pruned = {}, ""
 
     def dumps(self) -> bytes:
-        return orjson.dumps(self)
+        return orjson.dumps({"recv": self.recv, "pruned": self.pruned})  # as AmbassadorState's
 
     @classmethod
     def loads(cls, raw: bytes | None, legacy: dict[str, list[Any]] | None = None) -> ColleaguePairs:

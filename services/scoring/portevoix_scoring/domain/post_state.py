@@ -28,6 +28,14 @@ class HeldItem:
     earned: bool = True
     capped: bool = True
 
+    def __init__(
+        self, event_id: str, rule: str, points: int, at: str, actor: str | None = None,
+        earned: bool = True, capped: bool = True,
+    ) -> None:  # fmt: skip
+        # Written out: compiled, a dataclass's generated __init__ stays interpreted (scorer.py).
+        self.event_id, self.rule, self.points, self.at = event_id, rule, points, at
+        self.actor, self.earned, self.capped = actor, earned, capped
+
 
 @dataclass
 class PostState:
@@ -56,6 +64,27 @@ class PostState:
     )
     # Items the stored state says its lists hold, until the store has read them (`attach`).
     unread: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
+
+    def __init__(
+        self, post_key: str, author: str | None = None, kind: str | None = None,
+        network: str | None = None, verdict: str | None = None, review: str | None = None,
+        campaigns: list[str] | None = None, multiplier: float = 1.0, impressions: int = 0,
+        held: list[HeldItem] | None = None, voided: list[HeldItem] | None = None,
+        credited: dict[str, int] | None = None, reach: dict[str, int] | None = None,
+        era: int = 0,
+        stored: tuple[list[HeldItem] | None, int, list[HeldItem] | None, int] = (None, 0, None, 0),
+        unread: tuple[int, int] = (0, 0),
+    ) -> None:  # fmt: skip
+        # Written out: compiled, a dataclass's generated __init__ stays interpreted (HeldItem).
+        self.post_key, self.author, self.kind, self.network = post_key, author, kind, network
+        self.verdict, self.review = verdict, review
+        self.campaigns = [] if campaigns is None else campaigns
+        self.multiplier, self.impressions = multiplier, impressions
+        self.held = [] if held is None else held
+        self.voided = [] if voided is None else voided
+        self.credited = {} if credited is None else credited
+        self.reach = {} if reach is None else reach
+        self.era, self.stored, self.unread = era, stored, unread
 
     @property
     def status(self) -> Status:

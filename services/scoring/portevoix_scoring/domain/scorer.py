@@ -66,6 +66,8 @@ _OWN = (AmbassadorRegistered, AmbassadorErased, PostReceived)  # events naming t
 
 def post_of(event: Scored) -> str | None:
     """The key of the post an event is about (None: an ambassador's own event)."""
+    if isinstance(event, EngagementReceived):  # most events: a matching isinstance is cheaper
+        return event.post_key
     return None if isinstance(event, _NO_POST) else event.post_key
 
 
@@ -83,6 +85,8 @@ def points_out(cp: int) -> int | float:
 
 # Effect records are built several times per event: plain slotted dataclasses (a frozen one
 # costs about five times as much to build). Nothing mutates them after `apply` returns.
+# Their `__init__` is written out: compiled (mypyc), a dataclass's generated `__init__` stays
+# interpreted, and building one cost 3.6× as much as with this (171 → 47 ns).
 @dataclass(slots=True)
 class LedgerEntry:
     """One line of an ambassador's ledger: every point is traceable to an event and a rule."""
@@ -95,6 +99,13 @@ class LedgerEntry:
     post_key: str
     at: str  # when the action happened
     cause: str | None = None  # the event that caused a release, void or reversal
+
+    def __init__(
+        self, ambassador_id: str, op: str, points: int, rule: str, event_id: str, post_key: str,
+        at: str, cause: str | None = None,
+    ) -> None:  # fmt: skip
+        self.ambassador_id, self.op, self.points, self.rule = ambassador_id, op, points, rule
+        self.event_id, self.post_key, self.at, self.cause = event_id, post_key, at, cause
 
     def as_dict(self) -> dict[str, object]:
         d: dict[str, object] = {
@@ -125,6 +136,13 @@ class Credit:
     team: str | None = None
     campaigns: tuple[str, ...] = ()
 
+    def __init__(
+        self, ambassador_id: str | None, points: int, day: str, team: str | None = None,
+        campaigns: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
+        self.ambassador_id, self.points, self.day = ambassador_id, points, day
+        self.team, self.campaigns = team, campaigns
+
 
 @dataclass(slots=True)
 class ReachDelta:
@@ -133,6 +151,9 @@ class ReachDelta:
 
     ambassador_id: str | None
     values: dict[str, int]  # impressions, reactions, clicks, posts, emv:<CUR> (1/10,000 units)
+
+    def __init__(self, ambassador_id: str | None, values: dict[str, int]) -> None:
+        self.ambassador_id, self.values = ambassador_id, values
 
 
 @dataclass(slots=True)
@@ -143,6 +164,13 @@ class BadgeGrant:
     reason_event_id: str
     at: str
     level: bool = False
+
+    def __init__(
+        self, ambassador_id: str, badge: str, title: dict[str, str], reason_event_id: str,
+        at: str, level: bool = False,
+    ) -> None:  # fmt: skip
+        self.ambassador_id, self.badge, self.title = ambassador_id, badge, title
+        self.reason_event_id, self.at, self.level = reason_event_id, at, level
 
     @property
     def event_id(self) -> str:
@@ -307,27 +335,31 @@ class Scorer:
     ) -> Effects:
         """`reacted`: the engagement's actor already liked/shared this post (its marker exists)."""
         fx = Effects()
-        if isinstance(event, AmbassadorRegistered):
+        # Engagement first: it is most events, and an isinstance that matches the exact class
+        # costs less than one that does not.
+        if isinstance(event, EngagementReceived):
+            assert post is not None, "post events need their post state"
+            self.on_engagement(post, event, world, fx, reacted)
+        elif isinstance(event, AmbassadorRegistered):
             me = self._amb(world, event.ambassador_id, fx)
             me.team = event.team
             me.erased = False  # a new, consented registration; older posts stay anonymous (era)
             return fx
-        if isinstance(event, AmbassadorErased):
+        elif isinstance(event, AmbassadorErased):
             self._amb(world, event.ambassador_id, fx).erase()
             self._pairs(world, event.ambassador_id, fx, write=True).erase()
             fx.erased.append(event.ambassador_id)
             return fx
-        assert post is not None, "post events need their post state"
-        if isinstance(event, PostReceived):
-            self.on_post(post, event, world, fx)
-        elif isinstance(event, EngagementReceived):
-            self.on_engagement(post, event, world, fx, reacted)
-        elif isinstance(event, PostModerated):
-            post.verdict = event.verdict
-            self._settle(post, event.event_id, world, fx)
         else:
-            post.review = event.outcome
-            self._settle(post, event.event_id, world, fx)
+            assert post is not None, "post events need their post state"
+            if isinstance(event, PostReceived):
+                self.on_post(post, event, world, fx)
+            elif isinstance(event, PostModerated):
+                post.verdict = event.verdict
+                self._settle(post, event.event_id, world, fx)
+            else:
+                post.review = event.outcome
+                self._settle(post, event.event_id, world, fx)
         if post.author is not None:
             # Whether the author is erased decides what is personal: their state is guarded
             # (version-checked) by every step on their posts, so an erasure committed meanwhile
