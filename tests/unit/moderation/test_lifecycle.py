@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import orjson
@@ -127,6 +128,10 @@ def test_an_appeal_requeues_a_stopped_post_only() -> None:
 def test_record_round_trips_and_plan_names_every_key_once() -> None:
     held = _held()
     assert PostRecord.loads(held.dumps()) == held
+    reviewed, _ = on_review(held, _review("approved"))
+    assert reviewed is not None and reviewed.rules and reviewed.review
+    for rec in (held, reviewed):  # what the store kept before: the record as a plain dict
+        assert rec.dumps() == orjson.dumps(dataclasses.asdict(rec))
     _, fx = on_decision(None, _decision("review", _finding("conf", "correction", "review")),
                         text="t", network="linkedin", team="Ventes", now_ms=1000)  # fmt: skip
     ops = plan(Change("post:e1", "linkedin:p1", held, fx, _decision("review")))

