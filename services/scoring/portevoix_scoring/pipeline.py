@@ -541,7 +541,8 @@ class ScoringPipeline:
         ).take
         mem = chunk.mem
         about = chunk.about = [
-            (post_of(e), store.reaction_key(*r) if (r := reaction_of(e)) else None) for e in events
+            (post_of(e), store.reaction_key(r[0], r[1], r[2]) if (r := reaction_of(e)) else None)
+            for e in events  # (not `*r`: compiled, a starred call takes the generic path)
         ]
         post_keys = {pk for pk, _ in about if pk is not None}
         reactions = dict.fromkeys(rk for _, rk in about if rk is not None)
@@ -575,7 +576,11 @@ class ScoringPipeline:
         # the colleague pairs of the batch's colleague engagement.
         more: set[str] = set()
         for slot in mem.posts.values():
-            more |= Scorer.post_needs(slot.state)
+            author = slot.state.author
+            if author is not None:
+                more.add(author)  # what post_needs says then, without a set per post
+            else:
+                more |= Scorer.post_needs(slot.state)
         more -= wanted  # held, or in the first read already
         more_missing = self._held(more, store.ambassador_key, take, mem.ambassadors)
         more_keys = list(more_missing.values())

@@ -286,6 +286,10 @@ class Versioned:
     version: str
     raw: bytes | None
 
+    def __init__(self, version: str, raw: bytes | None) -> None:
+        # Written out: compiled, a dataclass's generated __init__ stays interpreted (scorer.py).
+        self.version, self.raw = version, raw
+
 
 @dataclass
 class Guard:
@@ -295,6 +299,9 @@ class Guard:
     key: str
     version: str
     value: bytes | Serialisable | None
+
+    def __init__(self, key: str, version: str, value: bytes | Serialisable | None) -> None:
+        self.key, self.version, self.value = key, version, value
 
 
 class Serialisable(Protocol):

@@ -14,6 +14,7 @@ from portevoix_scoring.domain.ambassador_state import AmbassadorState, Colleague
 from portevoix_scoring.domain.post_state import HeldItem, PostState
 from portevoix_scoring.domain.scorer import BadgeGrant, Credit, Effects, LedgerEntry, ReachDelta
 from portevoix_scoring.pipeline import Outcome
+from portevoix_scoring.store import Guard, Versioned
 
 # A value per field, different from its default.
 SAMPLES: dict[type, dict[str, Any]] = {
@@ -28,6 +29,8 @@ SAMPLES: dict[type, dict[str, Any]] = {
     HeldItem: {"event_id": "e1", "rule": "like", "points": 150, "at": "2026-11-02T10:00:00Z",
                "actor": "a2", "earned": False, "capped": False},
     Outcome: {"result": -1, "effects": Effects(), "provisional": True},
+    Versioned: {"version": "v1", "raw": b"{}"},
+    Guard: {"key": "pv:{sc}:1:amb:a1", "version": "v1", "value": b"{}"},
     AmbassadorState: {"ambassador_id": "a1", "team": "Tech", "caps": {"2026-11-02": {"like": 5}},
                       "recv": {"a2": [1, "2026-11-02"]}, "counts": {"posts": 2},
                       "days": ["2026-11-02"], "points": 300, "badges": ["first-post"],
