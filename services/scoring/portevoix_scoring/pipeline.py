@@ -576,11 +576,7 @@ class ScoringPipeline:
         # the colleague pairs of the batch's colleague engagement.
         more: set[str] = set()
         for slot in mem.posts.values():
-            author = slot.state.author
-            if author is not None:
-                more.add(author)  # what post_needs says then, without a set per post
-            else:
-                more |= Scorer.post_needs(slot.state)
+            more |= Scorer.post_needs(slot.state)
         more -= wanted  # held, or in the first read already
         more_missing = self._held(more, store.ambassador_key, take, mem.ambassadors)
         more_keys = list(more_missing.values())
