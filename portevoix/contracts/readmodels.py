@@ -79,7 +79,15 @@ SCORING_OUTBOX = "pv:{sc}:outbox"  # list of event json to publish (BadgeAwarded
 SCORING_TABLES = "pv:{sc}:tables"  # hash: points table version -> yaml (published tables)
 SCORING_REBUILD = "pv:{sc}:rebuild"  # hash: gen, seq, last_seq, table, status (resumable)
 GEN_TABLE = "pv:{{sc}}:{gen}:table"  # string: yaml of the points table of this generation
-TEAM_BOARD = "pv:{{sc}}:{gen}:board:{period}:team:{team}"  # zset ambassador_id -> centipoints
+# A team's members (scoring's view of the directory: the team of each ambassador's last
+# registration; erased people leave it). A team's board is the organisation's board of the period
+# restricted to them (ZINTERSTORE into TEAM_VIEW when read), not a board of its own: one board
+# write per credit and period instead of two.
+TEAM_MEMBERS = "pv:{{sc}}:{gen}:members:{team}"  # set of ambassador ids
+TEAM_MEMBERS_DONE = "pv:{{sc}}:{gen}:members-done"  # flag: members indexed from the states
+# A team's board as read (rebuilt by every read, short TTL). Its name starts with "r", like the
+# rolling caches, so the SCAN that finds those for an erasure finds these too.
+TEAM_VIEW = "pv:{{sc}}:{gen}:rview:team:{team}:{board}"  # zset ambassador_id -> centipoints
 TEAMS_BOARD = "pv:{{sc}}:{gen}:teams:{period}"  # zset team -> centipoints
 CAMPAIGN_BOARD = "pv:{{sc}}:{gen}:board:{period}:campaign:{campaign}"  # zset ambassador -> cp
 ROLLING_BOARD = "pv:{{sc}}:{gen}:rolling:{days}:{end}{scope}"  # cached zunion of day boards (TTL)
@@ -96,13 +104,17 @@ STATS_TOTAL = "pv:{{sc}}:{gen}:stats"  # hash: the same counters for the whole o
 # emvnet:<CUR>:<network> (its EMV by network, for the dashboards)
 ORG_ONLY = "emvnet:"  # stats fields kept in STATS_TOTAL only
 BADGES = "pv:{{sc}}:{gen}:badges:{ambassador_id}"  # hash: badge id -> json {badge, title, at...}
-BOARD_INDEX = "pv:{{sc}}:{gen}:board-index"  # set: every per-person board key (BOARD, TEAM_BOARD,
+BOARD_INDEX = "pv:{{sc}}:{gen}:board-index"  # set: every per-person board key (BOARD,
 # CAMPAIGN_BOARD) of the generation: what a GDPR erasure removes the person from
 BOARD_INDEX_DONE = "pv:{{sc}}:{gen}:board-index:done"  # flag: boards written before it indexed
 
 
-def team_board_key(gen: str, period: str, team: str) -> str:
-    return TEAM_BOARD.format(gen=gen, period=period, team=team)
+def team_members_key(gen: str, team: str) -> str:
+    return TEAM_MEMBERS.format(gen=gen, team=team)
+
+
+def team_view_key(gen: str, board: str, team: str) -> str:
+    return TEAM_VIEW.format(gen=gen, board=board, team=team)
 
 
 def teams_board_key(gen: str, period: str) -> str:

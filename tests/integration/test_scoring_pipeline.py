@@ -32,7 +32,8 @@ from portevoix.contracts.readmodels import (
     ledger_key,
     stats_key,
     stats_total_key,
-    team_board_key,
+    team_members_key,
+    team_view_key,
     teams_board_key,
 )
 from portevoix.runtime.delivery import Delivery, handle_collecting
@@ -123,8 +124,11 @@ async def assert_erased(redis: Redis, gen: str, aid: str) -> None:
     board entry, ledger, badges, stats, reaction marker."""
     keys = [k.decode() async for k in redis.scan_iter(match=f"pv:{{sc}}:{gen}:*")]
     for key in keys:
-        if await redis.type(key) == b"zset":
+        kind = await redis.type(key)
+        if kind == b"zset":
             assert await redis.zscore(key, aid) is None, key
+        elif kind == b"set" and ":members:" in key:  # no team lists them any more
+            assert not await redis.sismember(key, aid), key  # type: ignore[misc]
     tomb_key, pairs_key = f"pv:{{sc}}:{gen}:amb:{aid}", f"pv:{{sc}}:{gen}:pairs:{aid}"
     mine = {k for k in keys if k.endswith(f":{aid}")}
     assert tomb_key in mine and mine <= {tomb_key, pairs_key}, mine
@@ -186,6 +190,14 @@ async def test_on_a_redis_cluster_too(
             assert len(lines) == r.json()["total"] > 0
             paid = sum(x["points"] for x in lines if x["op"] in ("award", "release", "reverse"))
             assert round(paid * 100) == cp
+        # A team's board (a view built in the {sc} slot from the board and the members).
+        r = await api.client.get("/v1/leaderboards/all-time?team=Tech&limit=500",
+                                 headers=api.auth(ADMIN))  # fmt: skip
+        assert r.status_code == 200, r.text
+        got = {i["ambassador_id"]: round(i["points"] * 100) for i in r.json()["items"]}
+        tech = {a for a, st in proj.book.states.items() if st.team == "Tech" and not st.erased}
+        assert got == {a: cp for a, cp in proj.boards["all"].items() if a in tech and cp}
+        assert got
 
 
 async def projections_equal_despite_redelivery(
@@ -217,9 +229,14 @@ async def projections_equal_despite_redelivery(
     assert {k.decode(): int(v) for k, v in org.items() if int(v)} == {
         k: v for k, v in proj.org.items() if v
     }
-    assert await zmap(redis, team_board_key(store.gen, "all", "Tech")) == {
-        a: cp for a, cp in proj.boards["all"].items() if team_of[a] == "Tech" and cp
-    }
+    # Team members (a team's board is the organisation's restricted to them): the team of each
+    # one's last registration; erased people have left theirs.
+    assert {"Tech", "Ventes"} <= set(team_of.values())
+    for team in {t for t in team_of.values() if t}:
+        members = await redis.smembers(team_members_key(store.gen, team))  # type: ignore[misc]
+        assert {m.decode() for m in members} == {
+            a for a, s in proj.book.states.items() if s.team == team and not s.erased
+        }
     # Reach and EMV counters, badges, ledger sums.
     for aid, counters in proj.reach.items():
         got: dict[Any, Any] = await redis.hgetall(stats_key(store.gen, aid))
@@ -392,6 +409,81 @@ async def test_states_kept_in_memory_are_refused_once_another_instance_wrote_the
     )
 
 
+async def test_a_team_board_ranks_the_teams_current_members_on_all_their_points(
+    redis: Redis, nats_server: Server, redis_server: Server
+) -> None:
+    """A team's board is the organisation's board restricted to the team's members: someone
+    who moved team is ranked in the new team with every point of the period, and no longer in
+    the old one; team totals keep each point in the team it was earned in."""
+    from tests.unit.scoring.test_erasure import eng, erased, post, reg, verdict
+
+    store, table = await ScoreStore.open(redis, default_table())
+    pipe = ScoringPipeline(Scorer(table, TZ), store)
+    events: list[Scored] = [
+        reg("a1", "Ventes"), reg("a2", "Ventes"), reg("b1", "Tech"),
+        post("p1", "a1"), verdict("p1", "allow", "a1"),
+        post("q1", "a2", hours=1), verdict("q1", "allow", "a2"),
+        post("t1", "b1", hours=2), verdict("t1", "allow", "b1"),
+        reg("a1", "Tech", eid="reg-a1-moved"),  # a1 moves to Tech
+        post("p2", "a1", hours=3), verdict("p2", "allow", "a1"), eng("e1", "comment", "p2"),
+    ]  # fmt: skip
+    assert all(o.result == APPLIED for o in await pipe.apply(events))
+    proj = expected(events)
+    assert proj.teams["all"] == {"Ventes": 2000, "Tech": 2500}  # where each point was earned
+    # Without the API's response micro-cache (250 ms): what the view itself shows.
+    settings = api_settings(nats_server.url, redis_server.url, analytics_projection=False,
+                            response_cache_ms=0)  # fmt: skip
+
+    async def team_board(team: str, period: str = "all-time") -> dict[str, float]:
+        r = await api.client.get(f"/v1/leaderboards/{period}", headers=api.auth(ADMIN),
+                                 params={"team": team, "date": "2026-11-20"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert r.json()["team"] == team
+        return {i["ambassador_id"]: i["points"] for i in r.json()["items"]}
+
+    async with in_process(settings) as api:
+        assert await team_board("Tech") == {"a1": 25, "b1": 10}
+        assert await team_board("Ventes") == {"a2": 10}
+        assert await team_board("Tech", "rolling-30") == {"a1": 25, "b1": 10}
+        r = await api.client.get("/v1/leaderboards/all-time/teams", headers=api.auth(ADMIN))
+        rows = {t["team"]: (t["points"], t["active_ambassadors"]) for t in r.json()["items"]}
+        assert rows == {"Tech": (25, 2), "Ventes": (20, 1)}
+        # Live: the next point shows at the next read (no cache of the view).
+        assert all(o.result == APPLIED for o in await pipe.apply([eng("e2", "comment", "t1")]))
+        assert await team_board("Tech") == {"a1": 25, "b1": 15}
+        # Erased: gone from the team's board and its members.
+        assert all(o.result == APPLIED for o in await pipe.apply([erased("b1", "Tech")]))
+        assert await team_board("Tech") == {"a1": 25}
+        assert not await redis.sismember(team_members_key(store.gen, "Tech"), "b1")  # type: ignore[misc]
+
+
+async def test_a_generation_from_before_members_sets_gets_them_from_its_states(
+    redis: Redis,
+) -> None:
+    """Upgrading: the live generation's members sets are filled from its ambassador states
+    (erased people left out), its old team member boards dropped, once."""
+    from tests.unit.scoring.test_erasure import BEFORE, erased
+
+    store, table = await ScoreStore.open(redis, default_table())
+    pipe = ScoringPipeline(Scorer(table, TZ), store)
+    assert all(o.result == APPLIED for o in await pipe.apply([*BEFORE, erased("a2")]))
+    gen = store.gen
+    members = {t: await redis.smembers(team_members_key(gen, t)) for t in ("Ventes", "Tech")}  # type: ignore[misc]
+    assert members == {"Ventes": {b"a1"}, "Tech": {b"b1"}}
+    # As an older release left it: no members sets, a board per team, indexed.
+    old = f"pv:{{sc}}:{gen}:board:all:team:Ventes"
+    await redis.zadd(old, {"a1": 100})
+    await redis.sadd(store.board_index, old)  # type: ignore[misc]
+    await redis.delete(
+        *(team_members_key(gen, t) for t in members), f"pv:{{sc}}:{gen}:members-done"
+    )
+    again, _ = await ScoreStore.open(redis, default_table())
+    assert {t: await redis.smembers(team_members_key(gen, t)) for t in members} == members  # type: ignore[misc]
+    assert not await redis.exists(old)
+    assert not await redis.sismember(store.board_index, old)  # type: ignore[misc]
+    assert await again.index_members() == 0  # once
+
+
 async def test_erasure_step_is_exactly_once_and_keeps_team_and_organisation_totals(
     redis: Redis,
 ) -> None:
@@ -412,13 +504,19 @@ async def test_erasure_step_is_exactly_once_and_keeps_team_and_organisation_tota
     assert [o.result for o in await other.apply([comment("warm")])] == [APPLIED]
     a1_boards = [k async for k in redis.scan_iter(match=f"pv:{{sc}}:{gen}:board:*")
                  if await redis.zscore(k, "a1") is not None]  # fmt: skip
-    # Day, week, month, quarter, all-time × overall, team member, campaign.
-    assert len(a1_boards) == 15 and await redis.exists(ledger_key(gen, "a1"))
+    # Day, week, month, quarter, all-time × overall, campaign (a team's board is a view).
+    assert len(a1_boards) == 10 and await redis.exists(ledger_key(gen, "a1"))
+    assert await redis.sismember(team_members_key(gen, "Ventes"), "a1")  # type: ignore[misc]
     assert await redis.exists(badges_key(gen, "a1"), stats_key(gen, "a1")) == 2
-    # The API's rolling cache (a union of day boards, 5 s TTL) and badges not published yet.
+    # The API's rolling cache (a union of day boards, 5 s TTL), a team view as the API leaves
+    # it (TTL), and badges not published yet.
     rolling = f"pv:{{sc}}:{gen}:rolling:30:2026-11-20"
     await redis.zunionstore(rolling, [board_key(gen, "day:2026-11-16")])
     await redis.pexpire(rolling, 5000)
+    view = team_view_key(gen, "all", "Ventes")
+    await redis.zinterstore(view, {board_key(gen, "all"): 1, team_members_key(gen, "Ventes"): 0})
+    await redis.pexpire(view, 5000)
+    assert await redis.zscore(view, "a1")
     outbox = [orjson.dumps({"event_id": f"badge:{a}:x", "ambassador_id": a}) for a in ("a1", "b1")]
     await redis.rpush(SCORING_OUTBOX, *outbox)
     teams = {p: await zmap(redis, teams_board_key(gen, p)) for p in ("all", "day:2026-11-16")}
@@ -431,6 +529,7 @@ async def test_erasure_step_is_exactly_once_and_keeps_team_and_organisation_tota
         assert [o.result for o in await pipe.apply([erased("a1")])] == [DUPLICATE]
     await assert_erased(redis, gen, "a1")
     assert await redis.zscore(rolling, "a1") is None and await redis.zscore(rolling, "a2")
+    assert await redis.zscore(view, "a1") is None and await redis.exists(view)
     assert await redis.lrange(SCORING_OUTBOX, 0, -1) == [outbox[1]]
     assert {p: await zmap(redis, teams_board_key(gen, p)) for p in teams} == teams
     assert await redis.hgetall(stats_total_key(gen)) == org

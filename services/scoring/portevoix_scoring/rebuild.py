@@ -39,6 +39,7 @@ from portevoix.contracts.readmodels import (
     SCORING_GENERATION,
     SCORING_PAUSE,
     SCORING_REBUILD,
+    TEAM_MEMBERS_DONE,
     gen_table_key,
 )
 from portevoix.runtime.delivery import reply_fields
@@ -173,6 +174,7 @@ class Rebuild:
             await ScoreStore(r, new).drop_generation(new)  # leftovers of an abandoned rebuild
         await r.set(gen_table_key(new), self.table.dumps())
         await r.set(BOARD_INDEX_DONE.format(gen=new), "1")  # its boards index themselves
+        await r.set(TEAM_MEMBERS_DONE.format(gen=new), "1")  # and its teams their members
         await r.hset(SCORING_REBUILD, mapping={"gen": new, "table": self.table.version,
                                               "status": "running", "seq": str(start - 1)})  # fmt: skip
         report = RebuildReport(old, new, self.table.version, resumed_from=start - 1)

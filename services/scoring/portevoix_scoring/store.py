@@ -38,6 +38,7 @@ from portevoix.contracts.readmodels import (
     SCORING_PAUSE,
     SCORING_TABLES,
     SEEN,
+    TEAM_MEMBERS_DONE,
     badges_key,
     board_key,
     campaign_board_key,
@@ -45,7 +46,7 @@ from portevoix.contracts.readmodels import (
     ledger_key,
     stats_key,
     stats_total_key,
-    team_board_key,
+    team_members_key,
     teams_board_key,
 )
 from portevoix.runtime.redis import text
@@ -79,7 +80,8 @@ PRODUCER = "scoring"
 #   m: marker keys; gk: state keys read, gv: the versions they must have; gw: (index into gk,
 #   offset, length)* of the states written; z: [key, (member, delta)*]; h: [key, (field, delta)*];
 #   d: post item lists to start over (DEL, before `l` appends to them); l: [key, (offset,
-#   length)*] (RPUSH: ledger lines, post items); x: [key, field, offset, length]; bp: prefix of
+#   length)*] (RPUSH: ledger lines, post items); x: [key, field, offset, length]; s: team
+#   members, (1 add | 0 remove, key, ambassador)*; bp: prefix of
 #   the per-person board keys, bi: their index (set), ob: the outbox; e: GDPR erasures, after the
 #   batch's writes (an erasure is always the last step of its batch): [ambassador, ledger key,
 #   badges key, stats key, [rolling cache keys], [their reaction markers]]
@@ -186,6 +188,16 @@ for n = 1, nk do
     end
   end
 end
+-- Team members: (1 add | 0 remove, members key, ambassador)*, in step order (a registration,
+-- then an erasure of the same person, in one batch).
+local S = b.s or {}
+for j = 1, #S, 3 do
+  if S[j] == 1 then
+    redis.call('SADD', S[j + 1], S[j + 2])
+  else
+    redis.call('SREM', S[j + 1], S[j + 2])
+  end
+end
 -- Per-person boards are indexed as they are written (one SADD per batch): an erasure finds
 -- every board of every period without a SCAN of the keyspace.
 for i = 1, #idx, CH do redis.call('SADD', b.bi, unpack(idx, i, math.min(i + CH - 1, #idx))) end
@@ -270,6 +282,20 @@ local M, GK = b.m, b.gk
     + _WRITE_PART
 )
 
+# Team members from ambassador states ("version\njson"): ARGV members prefix, (key, id)*.
+MEMBERS_LUA = """
+for i = 2, #ARGV, 2 do
+  local s = redis.call('GET', ARGV[i])
+  if s then
+    local ok, st = pcall(cjson.decode, string.sub(s, string.find(s, '\\n', 1, true) + 1))
+    if ok and type(st.team) == 'string' and st.team ~= '' and not st.erased then
+      redis.call('SADD', ARGV[1] .. st.team, ARGV[i + 1])
+    end
+  end
+end
+return 1
+"""
+
 # Swap generations only if the expected one is still live (two rebuilds cannot both win).
 SWAP_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -318,6 +344,7 @@ class ScoreStore:
         self._apply = redis.register_script(APPLY_LUA)
         self._swap = redis.register_script(SWAP_LUA)
         self._write = redis.register_script(WRITE_LUA)
+        self._members_from_states = redis.register_script(MEMBERS_LUA)
         self.write_sha = self._write.sha
 
     @classmethod
@@ -331,6 +358,7 @@ class ScoreStore:
         raw = await redis.get(gen_table_key(gen))
         store = cls(redis, gen)
         await store.index_boards()  # a generation written before boards were indexed
+        await store.index_members()  # a generation written before teams had members sets
         return store, load_table(text(raw)) if raw else table
 
     @property
@@ -360,23 +388,59 @@ class ScoreStore:
         await self._r.set(done, "1")
         return n
 
+    async def index_members(self, batch: int = 500) -> int:
+        """Fill the team members sets from the ambassador states of a generation written
+        before they existed, and drop the team member boards it kept then (a team's board is
+        now read from the organisation's board and its members). Once per generation; each
+        chunk of states is read and indexed in one script, so a registration applied meanwhile
+        by a live writer is never undone. Returns how many states were read."""
+        done = TEAM_MEMBERS_DONE.format(gen=self.gen)
+        if await self._r.exists(done):
+            return 0
+        n = 0
+        found: list[str] = []
+        async for raw in self._r.scan_iter(match=self._amb_prefix + "*", count=batch):
+            found.append(text(raw))
+            if len(found) >= batch:
+                n += await self._index_members(found)
+                found = []
+        if found:
+            n += await self._index_members(found)
+        old: list[str] = []
+        async for raw in self._r.scan_iter(match=self.board_prefix + "*:team:*", count=batch):
+            old.append(text(raw))
+        for i in range(0, len(old), batch):
+            await self._r.unlink(*old[i : i + batch])
+            await self._r.srem(self.board_index, *old[i : i + batch])
+        await self._r.set(done, "1")
+        return n
+
+    async def _index_members(self, keys: list[str]) -> int:
+        cut = len(self._amb_prefix)
+        await self._members_from_states(
+            keys=[SCORING_GENERATION],
+            args=[self.members_prefix, *(x for k in keys for x in (k, k[cut:]))],
+        )
+        return len(keys)
+
     async def erasure_targets(
         self, ambassadors: Iterable[str], batch: int = 1000
     ) -> tuple[list[str], dict[str, list[str]]]:
         """What an erasure must find by name: the API's rolling-window caches (unions of day
-        boards, 5 s TTL) and the erased people's reaction markers (`react:<post>:<kind>:<id>`,
-        one like/share per actor per post). One SCAN (`rolling:` and `react:` share their
-        first letter): it visits the whole keyspace, in small non-blocking steps; erasures
+        boards, 5 s TTL) and team views (a team's board as last read, TTL), and the erased
+        people's reaction markers (`react:<post>:<kind>:<id>`, one like/share per actor per
+        post). One SCAN (`rolling:`, `rview:` and `react:` share their first letter): it
+        visits the whole keyspace, in small non-blocking steps; erasures
         are rare, the hot path keeps no index for these. Left behind, at worst: a cache built
         between this SCAN and the step (it expires in 5 s) and a like of theirs applied in
         that window by another instance (ingest stops their activity at the erasure)."""
         gen_prefix = self.board_prefix.removesuffix("board:")
-        rolling_prefix = gen_prefix + "rolling:"
+        caches = (gen_prefix + "rolling:", gen_prefix + "rview:")
         found: dict[str, list[str]] = {a: [] for a in ambassadors}
         rolling: list[str] = []
         async for raw in self._r.scan_iter(match=gen_prefix + "r*", count=batch):
             key = text(raw)
-            if key.startswith(rolling_prefix):
+            if key.startswith(caches):
                 rolling.append(key)
             elif key.startswith(self._react_prefix):
                 mine = found.get(key.rpartition(":")[2])
@@ -397,6 +461,7 @@ class ScoreStore:
         self.ledger_prefix = ledger_key(gen, "")
         self.stats_prefix = stats_key(gen, "")
         self.board_index = BOARD_INDEX.format(gen=gen)
+        self.members_prefix = team_members_key(gen, "")
         self._held_prefix = POST_ITEMS.format(gen=gen, which="held", post_key="")
         self._voided_prefix = POST_ITEMS.format(gen=gen, which="voided", post_key="")
 
@@ -521,7 +586,6 @@ def board_targets(
     for period in periods_of(day):
         out.append((board_key(gen, period), False))
         if team:
-            out.append((team_board_key(gen, period, team), False))
             out.append((teams_board_key(gen, period), True))
         for campaign in campaigns:
             out.append((campaign_board_key(gen, period, campaign), False))
@@ -558,6 +622,7 @@ class BatchWrite:
         self._credits: dict[tuple[str | None, str, str | None, tuple[str, ...]], int] = {}
         self._reach: dict[str | None, dict[str, int]] = {}
         self.erasures: list[str] = []  # ambassadors erased by the batch's last step
+        self._members: list[Any] = []  # (1 add | 0 remove, members key, ambassador)*
         # Found by name before sending: rolling caches, reaction markers per erased person.
         self.targets: tuple[list[str], dict[str, list[str]]] = ([], {})
 
@@ -619,6 +684,13 @@ class BatchWrite:
             else:
                 lines.append(line)
         self.erasures += effects.erased
+        if effects.moved is not None:
+            aid, left, joined = effects.moved
+            prefix = self._store.members_prefix
+            if left and left != joined:
+                self._members += (0, prefix + left, aid)
+            if joined:
+                self._members += (1, prefix + joined, aid)
         for b in effects.badges:
             grant = {"badge": b.badge, "title": b.title, "at": b.at, "level": b.level,
                      "reason_event_id": b.reason_event_id}  # fmt: skip
@@ -810,7 +882,8 @@ class BatchWrite:
         gv = [g[0] for g in self._guards.values()]
         batch = {"m": self.markers, "gk": list(self._guards), "gv": gv, "gw": gw, "z": []}
         batch |= {"t": target_sets, "c": credits}
-        batch |= {"d": dels, "h": hs, "l": lists, "x": sets, "e": self._erasure_entries()}
+        batch |= {"d": dels, "h": hs, "l": lists, "x": sets, "s": self._members}
+        batch["e"] = self._erasure_entries()
         batch |= self._common()
         return _PACK(batch), b"".join(chunks)
 
@@ -828,7 +901,7 @@ class BatchWrite:
         def fresh() -> None:
             nonlocal part, chunks, offset, ops
             part = {"m": [], "gk": [], "gv": [], "gw": [], "z": [], "d": [], "h": [], "l": [],
-                    "x": [], "e": [], **self._common()}  # fmt: skip
+                    "x": [], "s": [], "e": [], **self._common()}  # fmt: skip
             chunks, offset, ops = [], 1, 0  # Lua strings are 1-based
 
         def put(value: bytes) -> int:
@@ -875,6 +948,9 @@ class BatchWrite:
                 full(1 + len(entry) // 8)
         for key, fld, value in self._x:
             part["x"].append([key, fld, put(value), len(value)])
+            full()
+        for i in range(0, len(self._members), 3):
+            part["s"] += self._members[i : i + 3]
             full()
         # Erasures last: the calls run in order, after every write of the batch.
         part["e"] = self._erasure_entries()

@@ -177,3 +177,24 @@ def test_offline_maps_raw_erasure_requests_at_their_place_in_the_log() -> None:
     assert report["teams"] == {"T": 21}  # a's post (10) and the later like (1) stay in T
     assert set(report["ambassadors"]) == {"b"}
     assert report["counts"]["erased"] == 1 and report["counts"]["erased_dropped"] == 2
+
+
+def test_registrations_and_erasures_move_people_in_and_out_of_team_members() -> None:
+    """What a team's members set is told (a team's board is the organisation's restricted to
+    its members): (ambassador, team left, team joined)."""
+    proj = Projection(default_table(), TZ)
+
+    def moved(e: Scored) -> tuple[str, str | None, str | None] | None:
+        fx = proj.apply(e)
+        assert fx is not None
+        return fx.moved
+
+    assert moved(reg("a1", "Ventes")) == ("a1", None, "Ventes")
+    assert moved(reg("a1", "Ventes", eid="again")) == ("a1", "Ventes", "Ventes")
+    assert moved(post("p1", "a1")) is None
+    assert moved(reg("a1", "Tech", eid="moved")) == ("a1", "Ventes", "Tech")
+    assert moved(erased("a1", team="Tech")) == ("a1", "Tech", None)
+    # Registered again after the erasure: they had left every team already.
+    assert moved(reg("a1", "RH", eid="back")) == ("a1", None, "RH")
+    # Someone never registered (a late erasure of an unknown id) leaves no team.
+    assert moved(erased("nobody", team=None)) == ("nobody", None, None)

@@ -2,7 +2,8 @@
 
 Read-only over scoring's read models (Redis, `{sc}` generation keys). Boards hold centipoints;
 points are returned as numbers (10, 10.5). Rolling windows (`rolling-30`) are the union of the
-day boards of the window, cached a few seconds.
+day boards of the window, cached a few seconds. A team's board is the organisation's board
+restricted to the team's current members, built when read.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from portevoix.contracts.readmodels import (
     ambassador_key,
     board_key,
     campaign_board_key,
-    team_board_key,
+    team_members_key,
+    team_view_key,
     teams_board_key,
 )
 from portevoix.runtime.redis import text
@@ -40,6 +42,14 @@ MAX_ROLLING_DAYS = 90
 ROLLING_CACHE_MS = 5000
 ROLLING_LUA = """
 redis.call('ZUNIONSTORE', KEYS[1], #KEYS - 1, unpack(KEYS, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+"""
+# A team's board: the organisation's board restricted to the team's members (scoring keeps no
+# board per team), rebuilt by every read, so it is as live as the board it comes from. The TTL
+# only clears views nobody reads any more.
+TEAM_VIEW_MS = 5000
+TEAM_VIEW_LUA = """
+redis.call('ZINTERSTORE', KEYS[1], 2, KEYS[2], KEYS[3], 'WEIGHTS', 1, 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 """
 PERIODS_DOC = "all-time | day | week | month | quarter | rolling-30 (rolling-N, N ≤ 90)"
@@ -90,13 +100,18 @@ async def board_for(
     campaign: str | None = None,
     teams: bool = False,
 ) -> tuple[str, str]:
-    """(Redis key, board id) of a period's board in a scope; builds rolling unions on demand."""
+    """(Redis key, board id) of a period's board in a scope; builds rolling unions and team
+    views on demand."""
+    if team is not None:
+        whole, board = await board_for(redis, gen, period, day)
+        view = team_view_key(gen, board, team)
+        # One script: the view never exists without its expiry (same slot: Redis Cluster too).
+        await redis.eval(TEAM_VIEW_LUA, 3, view, whole, team_members_key(gen, team), TEAM_VIEW_MS)
+        return view, board
 
     def key_of(board: str) -> str:
         if teams:
             return teams_board_key(gen, board)
-        if team is not None:
-            return team_board_key(gen, board, team)
         if campaign is not None:
             return campaign_board_key(gen, board, campaign)
         return board_key(gen, board)
@@ -106,9 +121,7 @@ async def board_for(
         return key_of(board), board
     start = day - timedelta(days=period.days - 1)
     board = f"rolling-{period.days}:{start.isoformat()}..{day.isoformat()}"
-    scope = ":teams" if teams else f":team:{team}" if team else (
-        f":campaign:{campaign}" if campaign else ""
-    )  # fmt: skip
+    scope = ":teams" if teams else f":campaign:{campaign}" if campaign else ""
     key = ROLLING_BOARD.format(gen=gen, days=period.days, end=day.isoformat(), scope=scope)
     if not await redis.exists(key):
         days = [

@@ -182,8 +182,8 @@ class Effects:
     default factories cost twice as much)."""
 
     __slots__ = (
-        "anonymous", "badges", "credits", "erased", "ledger", "pairs", "reach", "reaction",
-        "read", "wrote",
+        "anonymous", "badges", "credits", "erased", "ledger", "moved", "pairs", "reach",
+        "reaction", "read", "wrote",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -196,6 +196,8 @@ class Effects:
         self.pairs: dict[str, bool] = {}  # colleague-pair states used -> written
         self.reaction = False  # the (post, kind, actor) reaction marker is set by this event
         self.erased: list[str] = []  # ambassadors erased by this event
+        # (ambassador, team left, team joined): a registration or an erasure; None: neither.
+        self.moved: tuple[str, str | None, str | None] | None = None
         # Whether the post's author is erased, once asked (`Scorer._anonymous`): it cannot
         # change within a post event (only ambassador events erase or register).
         self.anonymous: bool | None = None
@@ -342,11 +344,15 @@ class Scorer:
             self.on_engagement(post, event, world, fx, reacted)
         elif isinstance(event, AmbassadorRegistered):
             me = self._amb(world, event.ambassador_id, fx)
+            # An erased person left their team's members already.
+            fx.moved = (event.ambassador_id, None if me.erased else me.team, event.team)
             me.team = event.team
             me.erased = False  # a new, consented registration; older posts stay anonymous (era)
             return fx
         elif isinstance(event, AmbassadorErased):
-            self._amb(world, event.ambassador_id, fx).erase()
+            me = self._amb(world, event.ambassador_id, fx)
+            fx.moved = (event.ambassador_id, me.team, None)
+            me.erase()
             self._pairs(world, event.ambassador_id, fx, write=True).erase()
             fx.erased.append(event.ambassador_id)
             return fx
