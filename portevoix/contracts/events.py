@@ -6,7 +6,8 @@ Adding optional fields keeps the version; removing or changing one bumps it.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -177,6 +178,9 @@ AnyDomainEvent = (
 )
 DomainEvent = Annotated[AnyDomainEvent, Field(discriminator="type")]
 DOMAIN_EVENT: TypeAdapter[AnyDomainEvent] = TypeAdapter(DomainEvent)
+# The adapter's validator itself, for the hot paths: `DOMAIN_EVENT.validate_python` first goes
+# through a Python method passing its keywords on (2.7 against 2.3 µs per engagement event).
+validate_domain_event: Callable[[Any], AnyDomainEvent] = DOMAIN_EVENT.validator.validate_python
 
 EVENT_SUBJECTS: dict[str, str] = {
     "ambassador.registered": "pv.evt.ambassador.registered",

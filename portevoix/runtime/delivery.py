@@ -112,7 +112,8 @@ def ack_fields(raw: Msg) -> tuple[int, int, float]:
     return md.sequence.stream, md.num_delivered, ts
 
 
-def _decode(raw: Msg) -> Delivery:
+def decode(raw: Msg) -> Delivery:
+    """A JetStream message as BatchProcessor hands it to a handler (body parsed, or rejected)."""
     stream_seq, attempt, published_at = ack_fields(raw)
     headers = raw.headers
     d = Delivery(
@@ -227,7 +228,7 @@ class BatchProcessor:
     async def begin(self, raws: Sequence[Msg]) -> Ticket:
         """Decode and handle a batch; `finish` confirms and settles it. Between the two the
         batch's pending effects may still be on their way (`Ticket.unconfirmed`)."""
-        ticket = Ticket([_decode(r) for r in raws], time.perf_counter())
+        ticket = Ticket([decode(r) for r in raws], time.perf_counter())
         ticket.todo = [d for d in ticket.deliveries if d.outcome == "ok"]
         if ticket.todo:
             ticket.failed = not await self._run(ticket.todo, ticket.later)

@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from portevoix.contracts.events import (
-    DOMAIN_EVENT,
     EVENT_SUBJECTS,
     AppealFiled,
     FindingOut,
     PostModerated,
     PostReceived,
     PostReviewed,
+    validate_domain_event,
 )
 from portevoix.runtime.delivery import Delivery
 from portevoix.runtime.publisher import EventPublisher, Outgoing
@@ -156,7 +156,7 @@ class ModerationPipeline:
         events: list[tuple[Delivery, PostReviewed | AppealFiled]] = []
         for d in batch:
             try:
-                ev = DOMAIN_EVENT.validate_python(d.body)
+                ev = validate_domain_event(d.body)
             except ValidationError as exc:
                 d.reject("invalid_event", f"not a valid review or appeal: {exc.errors()[0]['msg']}")
                 continue

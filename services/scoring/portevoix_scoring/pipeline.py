@@ -22,7 +22,6 @@ import orjson
 from pydantic import ValidationError
 
 from portevoix.contracts.events import (
-    DOMAIN_EVENT,
     AmbassadorErased,
     AmbassadorRegistered,
     EngagementReceived,
@@ -30,6 +29,7 @@ from portevoix.contracts.events import (
     PostModerated,
     PostReceived,
     PostReviewed,
+    validate_domain_event,
 )
 from portevoix.contracts.readmodels import SCORING_PAUSE, SCORING_TABLES, gen_table_key
 from portevoix.runtime.delivery import Delivery
@@ -213,7 +213,7 @@ class ScoringPipeline:
         tables: list[PointsTablePublished] = []
         for d in batch:
             try:
-                event = DOMAIN_EVENT.validate_python(d.body)
+                event = validate_domain_event(d.body)
             except ValidationError as exc:
                 d.reject("invalid_event", f"not a valid domain event: {exc.errors()[0]['msg']}")
                 continue
