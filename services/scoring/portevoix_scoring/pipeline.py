@@ -439,13 +439,14 @@ class ScoringPipeline:
                     nxt = self._new_chunk([events[i] for i in plan[n + 1]], plan[n + 1])
                     if not nxt.erasing:
                         reading = asyncio.create_task(self._read(nxt, chunk, read_seen, prev))
+                # Its script goes now, queued behind k+1's read (else Valkey would idle while
+                # that read is answered and parsed) and behind k-1's script, not after k-1's
+                # answer: Valkey runs them back to back (versions decide, as for the compute).
+                self._send(chunk)
                 if prev is not None:
                     result = await sending if sending is not None else (APPLIED, [])
                     refused |= self._done(prev, result, nxt, carried, outcomes)
                 prev = chunk
-                # Its predecessor answered: its script goes now, queued behind k+1's read, not
-                # after it (Valkey would idle while that read is answered and parsed).
-                self._send(chunk)
         finally:
             if reading is not None and not reading.done():
                 reading.cancel()  # an error elsewhere: its states are dropped, nothing else
