@@ -392,14 +392,16 @@ class ScoringPipeline:
         """Script batches, overlapped. For batch k: its states were read while batch k-1 was
         computed; k-1's script is sent and k is computed while Valkey runs it — on top of
         k-1's states, before k-1 is known to have committed (speculatively); then k+1's read
-        is sent (Valkey runs it after k-1's script) and k-1's answer awaited.
+        and k's script are sent (Valkey runs them after k-1's script) and k-1's answer
+        awaited.
 
         Exactly once still holds: k takes the states k-1 writes with k-1's token as their
         expected version, so if k-1 is refused (CONFLICT, DUPLICATE, STALE) the script refuses
         every step of k that used them, and they are recomputed (next attempt of `apply`).
-        k is sent only once k-1's answer is in: scripts run in order, and the versions, not
-        the timing, decide. A batch holding an erasure is read once everything before it is
-        applied (its SCAN must see their reaction markers).
+        k's script is sent once k is computed, behind k-1's, before k-1's answer is in:
+        scripts run in order, and the versions, not the timing, decide. A batch holding an
+        erasure is read once everything before it is applied (its SCAN must see their
+        reaction markers).
 
         Across calls the same: with `defer`, the last batch's script is sent and left in
         flight (the tail), confirmed to the bus runtime through `confirm_later`, which acks its
