@@ -33,7 +33,7 @@ from portevoix import native
 from portevoix.contracts.events import DOMAIN_EVENT
 from portevoix.runtime.delivery import Delivery, decode, handle_collecting
 from portevoix.runtime.embedded import EmbeddedNats, EmbeddedValkey, free_port
-from portevoix.runtime.gc_tuning import tune_gc
+from portevoix.runtime.gc_tuning import SCORING_YOUNG_THRESHOLD, tune_gc
 from portevoix.runtime.publisher import Pending
 from portevoix.runtime.redis import connect_redis
 from portevoix.runtime.streams import ensure_streams
@@ -374,7 +374,7 @@ def bench_reads(nats_url: str, redis_url: str, n: int = 2000) -> dict[str, float
 
 
 async def main() -> dict[str, Any]:
-    tune_gc()  # as the scoring service and `portevoix scores rebuild` do at start
+    tune_gc(SCORING_YOUNG_THRESHOLD)  # as the scoring service and its rebuild do at start
     with tempfile.TemporaryDirectory() as tmp:
         valkey = EmbeddedValkey(Path(tmp) / "valkey")
         valkey.start()

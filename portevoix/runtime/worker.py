@@ -43,7 +43,7 @@ from redis.asyncio import Redis
 from portevoix import __version__
 from portevoix.runtime.compat import patch_faststream_pull_timeout
 from portevoix.runtime.delivery import BatchProcessor, Handler, Ticket
-from portevoix.runtime.gc_tuning import settle_gc
+from portevoix.runtime.gc_tuning import YOUNG_THRESHOLD, settle_gc
 from portevoix.runtime.logs import configure_logging
 from portevoix.runtime.metrics import (
     CONSUMER_ACK_PENDING,
@@ -308,9 +308,17 @@ class Consumer:
 
 
 class BusWorker:
-    def __init__(self, service: str, settings: CommonSettings, *, description: str) -> None:
+    def __init__(
+        self,
+        service: str,
+        settings: CommonSettings,
+        *,
+        description: str,
+        young_gc: int = YOUNG_THRESHOLD,
+    ) -> None:
         self.service = service
         self.settings = settings
+        self._young_gc = young_gc  # the collector's young threshold once ready (gc_tuning)
         self.log = configure_logging(service, settings.log_level)
         self.broker = NatsBroker(
             servers=[s.strip() for s in settings.nats_url.split(",")],
@@ -442,7 +450,7 @@ class BusWorker:
             await pulls.start()
             self._loops.append(asyncio.create_task(self._pull_loop(c, pulls, processor)))
         self._tasks.append(asyncio.create_task(self._poll_consumers()))
-        settle_gc()  # see gc_tuning: fewer, cheaper collections for the rest of the run
+        settle_gc(self._young_gc)  # see gc_tuning: fewer, cheaper collections from now on
         self.log.info("service ready", extra={"pv": {"metrics_port": self.metrics_port}})
 
     async def _pull_loop(self, c: Consumer, pulls: PullBatches, processor: BatchProcessor) -> None:

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from portevoix.contracts.events import EVENT_SUBJECTS, BadgeAwarded
 from portevoix.runtime.delivery import Delivery
+from portevoix.runtime.gc_tuning import SCORING_YOUNG_THRESHOLD
 from portevoix.runtime.streams import EVENTS
 from portevoix.runtime.worker import BusWorker, require
 from portevoix_scoring.domain.scorer import Scorer
@@ -33,6 +34,7 @@ worker = BusWorker(
     settings,
     description="Awards points for posts and the engagement they earn, holding them while a "
     "post awaits or is in review; writes ledgers, leaderboards, reach and badges.",
+    young_gc=SCORING_YOUNG_THRESHOLD,
 )
 pipeline: ScoringPipeline | None = None
 

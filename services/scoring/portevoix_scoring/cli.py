@@ -83,13 +83,13 @@ def rebuild(
     )
 
     from portevoix.contracts.readmodels import SCORING_GENERATION, SCORING_TABLES, gen_table_key
-    from portevoix.runtime.gc_tuning import tune_gc
+    from portevoix.runtime.gc_tuning import SCORING_YOUNG_THRESHOLD, tune_gc
     from portevoix.runtime.redis import connect_redis, text
     from portevoix_scoring.domain.table import PointsTableError, load_table
     from portevoix_scoring.rebuild import Rebuild
     from portevoix_scoring.settings import ScoringSettings
 
-    tune_gc()  # the rebuild keeps every state in memory: see gc_tuning
+    tune_gc(SCORING_YOUNG_THRESHOLD)  # the rebuild keeps every state in memory: gc_tuning
     settings = ScoringSettings()
     table_file = Path(table) if table and Path(table).exists() else None
 

@@ -8,7 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from portevoix.runtime.gc_tuning import YOUNG_THRESHOLD, settle_gc, tune_gc
+from portevoix.runtime.gc_tuning import (
+    SCORING_YOUNG_THRESHOLD,
+    YOUNG_THRESHOLD,
+    settle_gc,
+    tune_gc,
+)
 
 
 @pytest.fixture
@@ -46,3 +51,16 @@ def test_settle_freezes_what_is_alive_and_collects_garbage_first(restored_gc: No
     assert ref() is None  # collected before the freeze, not kept forever
     assert gc.get_freeze_count() > 0
     assert gc.get_threshold()[0] >= YOUNG_THRESHOLD
+
+
+def test_a_service_may_ask_for_a_larger_young_threshold(restored_gc: None) -> None:
+    gc.set_threshold(700, 10, 10)
+    settle_gc(SCORING_YOUNG_THRESHOLD)  # scoring's BusWorker passes it (`young_gc`)
+    assert gc.get_threshold() == (SCORING_YOUNG_THRESHOLD, 10, 10)
+    assert SCORING_YOUNG_THRESHOLD > YOUNG_THRESHOLD
+
+
+def test_scoring_asks_for_it() -> None:
+    from portevoix_scoring import app
+
+    assert app.worker._young_gc == SCORING_YOUNG_THRESHOLD
