@@ -27,6 +27,7 @@ from portevoix.contracts.events import (
 from portevoix.contracts.readmodels import (
     SCORING_GENERATION,
     SCORING_OUTBOX,
+    ambassador_key,
     badges_key,
     board_key,
     ledger_key,
@@ -448,6 +449,17 @@ async def test_a_team_board_ranks_the_teams_current_members_on_all_their_points(
         r = await api.client.get("/v1/leaderboards/all-time/teams", headers=api.auth(ADMIN))
         rows = {t["team"]: (t["points"], t["active_ambassadors"]) for t in r.json()["items"]}
         assert rows == {"Tech": (25, 2), "Ventes": (20, 1)}
+        # Rank in the team (the directory, written by ingest, names the team).
+        for aid in ("a1", "b1"):
+            await redis.hset(ambassador_key(aid), mapping={"display_name": aid, "team": "Tech"})
+        ranks = {}
+        for aid in ("a1", "b1"):
+            r = await api.client.get(f"/v1/ambassadors/{aid}/score", headers=api.auth(ADMIN))
+            assert r.status_code == 200, r.text
+            mine = r.json()["team_rank"]
+            assert set(mine) == set(r.json()["periods"])  # every period, rolling-30 too
+            ranks[aid] = (mine["all-time"]["rank"], mine["all-time"]["points"])
+        assert ranks == {"a1": (1, 25), "b1": (2, 10)}
         # Live: the next point shows at the next read (no cache of the view).
         assert all(o.result == APPLIED for o in await pipe.apply([eng("e2", "comment", "t1")]))
         assert await team_board("Tech") == {"a1": 25, "b1": 15}

@@ -49,8 +49,11 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 # only clears views nobody reads any more.
 TEAM_VIEW_MS = 5000
 TEAM_VIEW_LUA = """
-redis.call('ZINTERSTORE', KEYS[1], 2, KEYS[2], KEYS[3], 'WEIGHTS', 1, 0)
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
+local members = KEYS[#KEYS]
+for i = 1, #KEYS - 1, 2 do
+  redis.call('ZINTERSTORE', KEYS[i], 2, KEYS[i + 1], members, 'WEIGHTS', 1, 0)
+  redis.call('PEXPIRE', KEYS[i], ARGV[1])
+end
 """
 PERIODS_DOC = "all-time | day | week | month | quarter | rolling-30 (rolling-N, N ≤ 90)"
 
@@ -104,10 +107,7 @@ async def board_for(
     views on demand."""
     if team is not None:
         whole, board = await board_for(redis, gen, period, day)
-        view = team_view_key(gen, board, team)
-        # One script: the view never exists without its expiry (same slot: Redis Cluster too).
-        await redis.eval(TEAM_VIEW_LUA, 3, view, whole, team_members_key(gen, team), TEAM_VIEW_MS)
-        return view, board
+        return (await team_views(redis, gen, [(whole, board)], team))[0], board
 
     def key_of(board: str) -> str:
         if teams:
@@ -130,6 +130,17 @@ async def board_for(
         # One script: the cache never exists without its expiry (same slot: Redis Cluster too).
         await redis.eval(ROLLING_LUA, len(days) + 1, key, *days, ROLLING_CACHE_MS)
     return key, board
+
+
+async def team_views(redis: Redis, gen: str, boards: list[tuple[str, str]], team: str) -> list[str]:
+    """A team's view of each (board key, board id): the board restricted to the team's
+    members, built now, all in one script (a view never exists without its expiry; every key
+    is in the `{sc}` slot: Redis Cluster too)."""
+    views = [team_view_key(gen, board, team) for _, board in boards]
+    keys = [k for view, (whole, _) in zip(views, boards, strict=True) for k in (view, whole)]
+    await redis.eval(TEAM_VIEW_LUA, len(keys) + 1, *keys, team_members_key(gen, team),
+                     TEAM_VIEW_MS)  # fmt: skip
+    return views
 
 
 class Standing(BaseModel):

@@ -31,6 +31,7 @@ from portevoix_api.routes.leaderboards import (
     board_for,
     generation,
     points,
+    team_views,
     today,
 )
 
@@ -117,9 +118,10 @@ async def score(request: Request, ambassador_id: AmbassadorId, who: Authenticate
         period = Period(name_, kind, 30 if kind == "rolling" else 0)
         key, board = await board_for(redis, gen, period, day)
         wanted.append((periods, name_, key, board))
-        if team_name:
-            tkey, _ = await board_for(redis, gen, period, day, team=team_name)
-            wanted.append((team_rank, name_, tkey, board))
+    if team_name:  # the team's views of the same boards, in one script
+        boards = [(key, board) for _, _, key, board in wanted]
+        views = await team_views(redis, gen, boards, team_name)
+        wanted += [(team_rank, n, v, b) for (_, n, _, b), v in zip(wanted, views, strict=True)]
     pipe = redis.pipeline(transaction=False)
     for _, _, key, _ in wanted:
         pipe.zscore(key, ambassador_id)
