@@ -496,6 +496,25 @@ async def test_a_generation_from_before_members_sets_gets_them_from_its_states(
     assert await again.index_members() == 0  # once
 
 
+async def test_boards_from_before_the_index_are_indexed_once_and_a_generation_dropped_whole(
+    redis: Redis,
+) -> None:
+    gen = "7"
+    boards = [board_key(gen, f"day:2026-11-{d:02d}") for d in range(1, 31)]
+    for k in boards:
+        await redis.zadd(k, {"a1": 100})
+    other = board_key("8", "all")
+    await redis.zadd(other, {"a1": 100})
+    store = ScoreStore(redis, gen)
+    assert await store.index_boards(batch=7) == 30  # in chunks smaller than what there is
+    indexed = await redis.smembers(store.board_index)  # type: ignore[misc]
+    assert indexed == {k.encode() for k in boards}
+    assert await store.index_boards() == 0  # once
+    assert await store.drop_generation(gen, batch=7) == 30 + 2  # boards, index, its flag
+    assert [k async for k in redis.scan_iter(match=f"pv:{{sc}}:{gen}:*")] == []
+    assert await redis.exists(other)  # another generation's keys stay
+
+
 async def test_erasure_step_is_exactly_once_and_keeps_team_and_organisation_totals(
     redis: Redis,
 ) -> None:

@@ -11,7 +11,7 @@ tag: one script call touches one slot (Redis Cluster).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
@@ -374,19 +374,13 @@ class ScoreStore:
         done = BOARD_INDEX_DONE.format(gen=self.gen)
         if await self._r.exists(done):
             return 0
-        n = 0
-        found: list[bytes] = []
-        async for key in self._r.scan_iter(match=self.board_prefix + "*", count=batch):
-            found.append(key)
-            if len(found) >= batch:
-                n += len(found)
-                await self._r.sadd(self.board_index, *found)
-                found = []
-        if found:
-            n += len(found)
-            await self._r.sadd(self.board_index, *found)
+        n = await self._each_chunk(self.board_prefix + "*", batch, self._index_boards)
         await self._r.set(done, "1")
         return n
+
+    async def _index_boards(self, keys: list[bytes]) -> int:
+        await self._r.sadd(self.board_index, *keys)
+        return len(keys)
 
     async def index_members(self, batch: int = 500) -> int:
         """Fill the team members sets from the ambassador states of a generation written
@@ -397,31 +391,39 @@ class ScoreStore:
         done = TEAM_MEMBERS_DONE.format(gen=self.gen)
         if await self._r.exists(done):
             return 0
-        n = 0
-        found: list[str] = []
-        async for raw in self._r.scan_iter(match=self._amb_prefix + "*", count=batch):
-            found.append(text(raw))
-            if len(found) >= batch:
-                n += await self._index_members(found)
-                found = []
-        if found:
-            n += await self._index_members(found)
-        old: list[str] = []
-        async for raw in self._r.scan_iter(match=self.board_prefix + "*:team:*", count=batch):
-            old.append(text(raw))
-        for i in range(0, len(old), batch):
-            await self._r.unlink(*old[i : i + batch])
-            await self._r.srem(self.board_index, *old[i : i + batch])
+        n = await self._each_chunk(self._amb_prefix + "*", batch, self._index_members)
+        await self._each_chunk(self.board_prefix + "*:team:*", batch, self._drop_boards)
         await self._r.set(done, "1")
         return n
 
-    async def _index_members(self, keys: list[str]) -> int:
+    async def _index_members(self, keys: list[bytes]) -> int:
         cut = len(self._amb_prefix)
         await self._members_from_states(
             keys=[SCORING_GENERATION],
-            args=[self.members_prefix, *(x for k in keys for x in (k, k[cut:]))],
+            args=[self.members_prefix, *(x for k in keys for x in (k, text(k)[cut:]))],
         )
         return len(keys)
+
+    async def _drop_boards(self, keys: list[bytes]) -> int:
+        await self._r.unlink(*keys)
+        await self._r.srem(self.board_index, *keys)
+        return len(keys)
+
+    async def _each_chunk(
+        self, match: str, batch: int, apply: Callable[[list[bytes]], Awaitable[int]]
+    ) -> int:
+        """`apply` to the keys matching `match`, `batch` at a time, as SCAN finds them (it
+        visits every node of a cluster); the sum of what it returns."""
+        n = 0
+        keys: list[bytes] = []
+        async for key in self._r.scan_iter(match=match, count=batch):
+            keys.append(key)
+            if len(keys) >= batch:
+                n += await apply(keys)
+                keys = []
+        if keys:
+            n += await apply(keys)
+        return n
 
     async def erasure_targets(
         self, ambassadors: Iterable[str], batch: int = 1000
@@ -563,18 +565,11 @@ class ScoreStore:
         return bool(await self._swap(keys=[SCORING_GENERATION, SCORING_PAUSE], args=[old, new]))
 
     async def drop_generation(self, gen: str, batch: int = 2000) -> int:
-        """Delete every key of a generation that is not live any more (UNLINK, in batches;
-        `scan_iter` visits every node of a cluster)."""
-        n = 0
-        keys: list[bytes] = []
-        async for key in self._r.scan_iter(match=f"pv:{{sc}}:{gen}:*", count=batch):
-            keys.append(key)
-            if len(keys) >= batch:
-                n += int(await self._r.unlink(*keys))
-                keys = []
-        if keys:
-            n += int(await self._r.unlink(*keys))
-        return n
+        """Delete every key of a generation that is not live any more (UNLINK, in batches)."""
+        return await self._each_chunk(f"pv:{{sc}}:{gen}:*", batch, self._unlink)
+
+    async def _unlink(self, keys: list[bytes]) -> int:
+        return int(await self._r.unlink(*keys))
 
 
 @lru_cache(maxsize=8192)
