@@ -618,7 +618,8 @@ class BatchWrite:
         self._reach: dict[str | None, dict[str, int]] = {}
         self.erasures: list[str] = []  # ambassadors erased by the batch's last step
         self._members: list[Any] = []  # (1 add | 0 remove, members key, ambassador)*
-        # Found by name before sending: rolling caches, reaction markers per erased person.
+        # Found by name before sending: rolling caches and team views, reaction markers per
+        # erased person.
         self.targets: tuple[list[str], dict[str, list[str]]] = ([], {})
 
     def add(self, step: int, event_id: str, guards: Iterable[Guard], effects: Effects) -> None:

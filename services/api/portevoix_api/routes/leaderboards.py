@@ -49,9 +49,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 # only clears views nobody reads any more.
 TEAM_VIEW_MS = 5000
 TEAM_VIEW_LUA = """
-local members = KEYS[#KEYS]
-for i = 1, #KEYS - 1, 2 do
-  redis.call('ZINTERSTORE', KEYS[i], 2, KEYS[i + 1], members, 'WEIGHTS', 1, 0)
+for i = 1, #KEYS, 3 do
+  redis.call('ZINTERSTORE', KEYS[i], 2, KEYS[i + 1], KEYS[i + 2], 'WEIGHTS', 1, 0)
   redis.call('PEXPIRE', KEYS[i], ARGV[1])
 end
 """
@@ -107,7 +106,7 @@ async def board_for(
     views on demand."""
     if team is not None:
         whole, board = await board_for(redis, gen, period, day)
-        return (await team_views(redis, gen, [(whole, board)], team))[0], board
+        return (await team_views(redis, gen, [(whole, board, team)]))[0], board
 
     def key_of(board: str) -> str:
         if teams:
@@ -132,14 +131,14 @@ async def board_for(
     return key, board
 
 
-async def team_views(redis: Redis, gen: str, boards: list[tuple[str, str]], team: str) -> list[str]:
-    """A team's view of each (board key, board id): the board restricted to the team's
+async def team_views(redis: Redis, gen: str, wanted: list[tuple[str, str, str]]) -> list[str]:
+    """Each (board key, board id, team) as the team's view: the board restricted to the team's
     members, built now, all in one script (a view never exists without its expiry; every key
     is in the `{sc}` slot: Redis Cluster too)."""
-    views = [team_view_key(gen, board, team) for _, board in boards]
-    keys = [k for view, (whole, _) in zip(views, boards, strict=True) for k in (view, whole)]
-    await redis.eval(TEAM_VIEW_LUA, len(keys) + 1, *keys, team_members_key(gen, team),
-                     TEAM_VIEW_MS)  # fmt: skip
+    views = [team_view_key(gen, board, team) for _, board, team in wanted]
+    keys = [k for view, (whole, _, team) in zip(views, wanted, strict=True)
+            for k in (view, whole, team_members_key(gen, team))]  # fmt: skip
+    await redis.eval(TEAM_VIEW_LUA, len(keys), *keys, TEAM_VIEW_MS)
     return views
 
 
@@ -271,7 +270,9 @@ async def team_leaderboard(
     the_day = day or today(request)
     key, board = await board_for(redis, gen, period, the_day, teams=True)
     rows, next_cursor = await _page(redis, key, cursor, limit)
-    members = [(await board_for(redis, gen, period, the_day, team=t))[0] for t, _, _ in rows]
+    # Each team's view of the organisation's board (its active members), in one script.
+    whole, _ = await board_for(redis, gen, period, the_day)
+    members = await team_views(redis, gen, [(whole, board, t) for t, _, _ in rows]) if rows else []
     pipe = redis.pipeline(transaction=False)
     for m in members:
         pipe.zcount(m, "(0", "+inf")

@@ -119,8 +119,7 @@ async def score(request: Request, ambassador_id: AmbassadorId, who: Authenticate
         key, board = await board_for(redis, gen, period, day)
         wanted.append((periods, name_, key, board))
     if team_name:  # the team's views of the same boards, in one script
-        boards = [(key, board) for _, _, key, board in wanted]
-        views = await team_views(redis, gen, boards, team_name)
+        views = await team_views(redis, gen, [(k, b, team_name) for _, _, k, b in wanted])
         wanted += [(team_rank, n, v, b) for (_, n, _, b), v in zip(wanted, views, strict=True)]
     pipe = redis.pipeline(transaction=False)
     for _, _, key, _ in wanted:
